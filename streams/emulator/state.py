@@ -1,0 +1,545 @@
+"""The emulated site's data: users, courses, enrolment instances, enrolments, roles, groups, grades, cohorts.
+
+All writes made while serving a web-service call go through a :class:`Txn` so that the
+first error rolls every item back, as Moodle's delegated transaction does.
+Seed/snapshot format: docs/moodle-emulator.md.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+VERSIONS: Final = ("4.4", "4.5", "5.1", "5.2")
+RELEASES: Final[Mapping[str, tuple[str, str]]] = {
+    "4.4": ("4.4.4 (Build: 20241007)", "2024042204.00"),
+    "4.5": ("4.5.3 (Build: 20250317)", "2024100703.00"),
+    "5.1": ("5.1 (Build: 20251006)", "2025100600.00"),
+    "5.2": ("5.2dev (Build: 20260105)", "2026010500.00"),
+}
+
+ENROL_USER_ACTIVE: Final = 0
+ENROL_USER_SUSPENDED: Final = 1
+ENROL_INSTANCE_ENABLED: Final = 0
+ENROL_EXT_REMOVED_UNENROL: Final = 0
+ENROL_EXT_REMOVED_SUSPEND: Final = 2
+ENROL_EXT_REMOVED_SUSPENDNOROLES: Final = 3
+
+
+def version_key(version: str) -> tuple[int, int]:
+    major, _, minor = version.partition(".")
+    return int(major), int(minor or 0)
+
+
+@dataclass
+class Site:
+    version: str = "5.2"
+    debug: bool = False
+    rest_enabled: bool = True
+    max_input_vars: int = 1000
+    sitename: str = "Emulated Moodle"
+    siteurl: str = "http://moodle.invalid"
+    showuseridentity: list[str] = field(default_factory=lambda: ["email"])
+    recovergradesdefault: bool = False
+    enrol_cohort_unenrolaction: int = ENROL_EXT_REMOVED_UNENROL
+    enrol_meta_unenrolaction: int = ENROL_EXT_REMOVED_SUSPENDNOROLES
+    manual_plugin_enabled: bool = True
+
+    def at_least(self, version: str) -> bool:
+        return version_key(self.version) >= version_key(version)
+
+
+@dataclass
+class User:
+    id: int
+    username: str
+    firstname: str = ""
+    lastname: str = ""
+    email: str = ""
+    idnumber: str = ""
+    auth: str = "manual"
+    deleted: bool = False
+    suspended: bool = False
+    confirmed: bool = True
+
+
+@dataclass
+class Course:
+    id: int
+    shortname: str
+    fullname: str = ""
+    idnumber: str = ""
+    visible: bool = True
+    category: int = 1
+    summary: str = ""
+    format: str = "topics"
+    startdate: int = 0
+    enddate: int = 0
+
+
+@dataclass
+class Instance:
+    """A row of ``enrol``. customint1: manual = welcome message flag, cohort = cohort id,
+    meta = linked course id. ``unenrolaction`` overrides the plugin-wide setting (emulator-only)."""
+
+    id: int
+    courseid: int
+    enrol: str
+    status: int = ENROL_INSTANCE_ENABLED
+    roleid: int = 0
+    customint1: int = 0
+    customint2: int = 0
+    unenrolaction: int | None = None
+
+
+@dataclass
+class UserEnrolment:
+    instanceid: int
+    userid: int
+    status: int = ENROL_USER_ACTIVE
+    timestart: int = 0
+    timeend: int = 0
+    timecreated: int = 0
+    timemodified: int = 0
+
+
+@dataclass
+class Role:
+    id: int
+    shortname: str
+    name: str = ""
+    sortorder: int = 0
+
+
+@dataclass
+class Group:
+    id: int
+    courseid: int
+    name: str
+    description: str = ""
+
+
+@dataclass
+class Cohort:
+    id: int
+    idnumber: str
+    name: str
+    contextid: int = 1
+    description: str = ""
+    descriptionformat: int = 1
+    visible: bool = True
+
+
+@dataclass
+class Category:
+    id: int
+    name: str
+    idnumber: str = ""
+
+    @property
+    def contextid(self) -> int:
+        return category_contextid(self.id)
+
+
+def category_contextid(categoryid: int) -> int:
+    """Emulator convention: system context is 1, category N has context 100000 + N."""
+    return 100000 + categoryid
+
+
+@dataclass
+class Token:
+    token: str
+    userid: int
+    name: str = ""
+    capabilities: frozenset[str] = frozenset()
+    assignable_roles: frozenset[int] = frozenset()
+    functions: frozenset[str] | None = None  # None: every emulated function
+
+    def can(self, capability: str) -> bool:
+        return "*" in self.capabilities or capability in self.capabilities
+
+
+# (roleid, component, itemid) — a role assignment in a course context.
+RoleAssignment = tuple[int, str, int]
+
+
+class Txn:
+    """Undo journal: every write records its inverse; :meth:`rollback` replays them backwards."""
+
+    __slots__ = ("_undo", "events")
+
+    def __init__(self) -> None:
+        self._undo: list[Callable[[], object]] = []
+        self.events: list[str] = []
+
+    def dset(self, d: dict[Any, Any], key: Any, value: Any) -> None:
+        if key in d:
+            old = d[key]
+            self._undo.append(lambda: d.__setitem__(key, old))
+        else:
+            self._undo.append(lambda: d.pop(key, None))
+        d[key] = value
+
+    def ddel(self, d: dict[Any, Any], key: Any) -> None:
+        if key in d:
+            old = d.pop(key)
+            self._undo.append(lambda: d.__setitem__(key, old))
+
+    def sadd(self, s: set[Any], item: Any) -> None:
+        if item not in s:
+            s.add(item)
+            self._undo.append(lambda: s.discard(item))
+
+    def sdiscard(self, s: set[Any], item: Any) -> None:
+        if item in s:
+            s.discard(item)
+            self._undo.append(lambda: s.add(item))
+
+    def setattr(self, obj: object, name: str, value: Any) -> None:
+        old = getattr(obj, name)
+        if old != value:
+            setattr(obj, name, value)
+            self._undo.append(lambda: setattr(obj, name, old))
+
+    def event(self, name: str) -> None:
+        self.events.append(name)
+
+    def rollback(self) -> None:
+        for undo in reversed(self._undo):
+            undo()
+        self._undo.clear()
+        self.events.clear()
+
+
+class State:
+    """In-memory tables with the indexes the emulated functions need."""
+
+    def __init__(self, site: Site | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.site = site or Site()
+        self.clock = clock
+        self.users: dict[int, User] = {}
+        self.courses: dict[int, Course] = {}
+        self.categories: dict[int, Category] = {1: Category(1, "Category 1")}
+        self.roles: dict[int, Role] = {}
+        self.instances: dict[int, Instance] = {}
+        self.course_instances: dict[int, list[int]] = {}
+        self.ue: dict[tuple[int, int], UserEnrolment] = {}
+        # courseid -> userid -> instance ids holding an enrolment of that user
+        self.course_users: dict[int, dict[int, set[int]]] = {}
+        self.ra: dict[tuple[int, int], set[RoleAssignment]] = {}
+        self.groups: dict[int, Group] = {}
+        self.group_members: dict[int, dict[int, tuple[str, int]]] = {}
+        self.grades: dict[tuple[int, int], float] = {}
+        self.grade_history: dict[tuple[int, int], float] = {}
+        self.cohorts: dict[int, Cohort] = {}
+        self.cohort_members: dict[int, set[int]] = {}
+        self.tokens: dict[str, Token] = {}
+        self.counters: Counter[str] = Counter()
+        self.welcome_messages: Counter[tuple[int, int]] = Counter()
+        self.dirty = False
+        self._next: Counter[str] = Counter()
+
+    # -- ids --------------------------------------------------------------------------------
+    def next_id(self, table: str, existing: Mapping[int, object]) -> int:
+        candidate = max(self._next[table], max(existing, default=0)) + 1
+        self._next[table] = candidate
+        return candidate
+
+    def now(self) -> int:
+        return int(self.clock())
+
+    # -- lookups ----------------------------------------------------------------------------
+    def manual_instance(self, courseid: int) -> Instance | None:
+        for iid in self.course_instances.get(courseid, ()):
+            inst = self.instances[iid]
+            if inst.enrol == "manual":
+                return inst
+        return None
+
+    def instances_of(self, courseid: int, enrol: str | None = None) -> list[Instance]:
+        found = [self.instances[i] for i in self.course_instances.get(courseid, ())]
+        return [i for i in found if enrol is None or i.enrol == enrol]
+
+    def user_instances(self, courseid: int, userid: int) -> set[int]:
+        return self.course_users.get(courseid, {}).get(userid, set())
+
+    def is_enrolled(self, courseid: int, userid: int) -> bool:
+        return bool(self.user_instances(courseid, userid))
+
+    def is_active(self, courseid: int, userid: int, now: int) -> bool:
+        """get_enrolled_join's onlyactive test (now rounded to 100 s as Moodle does)."""
+        rounded = round(now, -2)
+        for iid in self.user_instances(courseid, userid):
+            inst = self.instances[iid]
+            ue = self.ue[(iid, userid)]
+            if (
+                inst.status == ENROL_INSTANCE_ENABLED
+                and ue.status == ENROL_USER_ACTIVE
+                and ue.timestart < rounded
+                and (ue.timeend == 0 or ue.timeend > rounded)
+            ):
+                return True
+        return False
+
+    def find_user(self, field_name: str, value: str) -> list[User]:
+        return [u for u in self.users.values() if str(getattr(u, field_name)) == value]
+
+    # -- counters ---------------------------------------------------------------------------
+    def commit(self, txn: Txn) -> None:
+        self.counters.update(txn.events)
+        if txn.events or txn._undo:
+            self.dirty = True
+
+    # -- snapshot ---------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "site": asdict(self.site),
+            "categories": [asdict(c) for c in self.categories.values()],
+            "roles": [asdict(r) for r in self.roles.values()],
+            "users": [asdict(u) for u in self.users.values()],
+            "courses": [self._course_snapshot(c) for c in self.courses.values()],
+            "cohorts": [
+                {**asdict(c), "members": sorted(self.cohort_members.get(c.id, ()))}
+                for c in self.cohorts.values()
+            ],
+            "tokens": [_token_snapshot(t) for t in self.tokens.values()],
+            "user_enrolments": [asdict(ue) for ue in self.ue.values()],
+            "role_assignments": [
+                {"courseid": c, "userid": u, "roleid": r, "component": comp, "itemid": item}
+                for (c, u), ras in self.ra.items()
+                for (r, comp, item) in sorted(ras)
+            ],
+            "group_members": [
+                {"groupid": g, "userid": u, "component": comp, "itemid": item}
+                for g, members in self.group_members.items()
+                for u, (comp, item) in members.items()
+            ],
+            "grades": [{"courseid": c, "userid": u, "grade": g} for (c, u), g in self.grades.items()],
+            "grade_history": [
+                {"courseid": c, "userid": u, "grade": g} for (c, u), g in self.grade_history.items()
+            ],
+            "counters": dict(self.counters),
+            "welcome_messages": [
+                {"instanceid": i, "userid": u, "count": n} for (i, u), n in self.welcome_messages.items()
+            ],
+        }
+
+    def _course_snapshot(self, course: Course) -> dict[str, Any]:
+        return {
+            **asdict(course),
+            "instances": [asdict(i) for i in self.instances_of(course.id)],
+            "groups": [asdict(g) for g in self.groups.values() if g.courseid == course.id],
+        }
+
+    # -- low-level writes used by loaders and functions --------------------------------------
+    def add_instance(self, inst: Instance) -> None:
+        self.instances[inst.id] = inst
+        self.course_instances.setdefault(inst.courseid, []).append(inst.id)
+
+    def put_ue(self, txn: Txn, ue: UserEnrolment, courseid: int) -> None:
+        txn.dset(self.ue, (ue.instanceid, ue.userid), ue)
+        users = self.course_users.get(courseid)
+        if users is None:
+            users = {}
+            txn.dset(self.course_users, courseid, users)
+        held = users.get(ue.userid)
+        if held is None:
+            held = set()
+            txn.dset(users, ue.userid, held)
+        txn.sadd(held, ue.instanceid)
+
+    def drop_ue(self, txn: Txn, instanceid: int, userid: int, courseid: int) -> None:
+        txn.ddel(self.ue, (instanceid, userid))
+        users = self.course_users.get(courseid, {})
+        held = users.get(userid)
+        if held is not None:
+            txn.sdiscard(held, instanceid)
+            if not held:
+                txn.ddel(users, userid)
+
+    def role_assign(self, txn: Txn, courseid: int, userid: int, ra: RoleAssignment) -> None:
+        held = self.ra.get((courseid, userid))
+        if held is None:
+            held = set()
+            txn.dset(self.ra, (courseid, userid), held)
+        if ra not in held:
+            txn.sadd(held, ra)
+            txn.event("role_assigned")
+
+    def role_unassign_all(
+        self, txn: Txn, courseid: int, userid: int, component: str | None = None, itemid: int = 0
+    ) -> None:
+        held = self.ra.get((courseid, userid))
+        if not held:
+            return
+        for ra in list(held):
+            if component is None or (ra[1] == component and ra[2] == itemid):
+                txn.sdiscard(held, ra)
+                txn.event("role_unassigned")
+
+    def user_roles(self, courseid: int, userid: int) -> list[Role]:
+        ids = sorted({r for (r, _c, _i) in self.ra.get((courseid, userid), ())})
+        return [self.roles[r] for r in ids if r in self.roles]
+
+    def user_groups(self, courseid: int, userid: int) -> list[Group]:
+        return [
+            g
+            for g in self.groups.values()
+            if g.courseid == courseid and userid in self.group_members.get(g.id, {})
+        ]
+
+
+def _token_snapshot(token: Token) -> dict[str, Any]:
+    return {
+        "token": token.token,
+        "userid": token.userid,
+        "name": token.name,
+        "capabilities": sorted(token.capabilities),
+        "assignable_roles": sorted(token.assignable_roles),
+        "functions": None if token.functions is None else sorted(token.functions),
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# Loading seeds and snapshots
+
+
+def load_seed(data: Mapping[str, Any], clock: Callable[[], float] = time.time) -> State:
+    """Build a :class:`State` from a seed (or a snapshot written by :meth:`State.snapshot`)."""
+    site = Site(**data.get("site", {}))
+    if site.version not in VERSIONS:
+        raise ValueError(f"unknown version {site.version!r}; expected one of {VERSIONS}")
+    state = State(site, clock)
+    for cat in data.get("categories", []):
+        state.categories[int(cat["id"])] = Category(**cat)
+    for role in data.get("roles", _DEFAULT_ROLES):
+        state.roles[int(role["id"])] = Role(**role)
+    for user in data.get("users", []):
+        state.users[int(user["id"])] = User(**user)
+    for cohort in data.get("cohorts", []):
+        members = cohort.get("members", [])
+        fields = {k: v for k, v in cohort.items() if k not in ("members", "category")}
+        if "category" in cohort and cohort["category"] is not None:
+            fields["contextid"] = category_contextid(int(cohort["category"]))
+        state.cohorts[int(cohort["id"])] = Cohort(**fields)
+        state.cohort_members[int(cohort["id"])] = {_user_ref(state, m) for m in members}
+    for course in data.get("courses", []):
+        _load_course(state, course)
+    for token in data.get("tokens", []):
+        state.tokens[token["token"]] = Token(
+            token=token["token"],
+            userid=int(token["userid"]),
+            name=token.get("name", ""),
+            capabilities=frozenset(token.get("capabilities", [])),
+            assignable_roles=frozenset(int(r) for r in token.get("assignable_roles", [])),
+            functions=None if token.get("functions") is None else frozenset(token["functions"]),
+        )
+    _load_rows(state, data)
+    return state
+
+
+def _load_course(state: State, course: Mapping[str, Any]) -> None:
+    fields = {k: v for k, v in course.items() if k not in ("instances", "groups")}
+    c = Course(**fields)
+    state.courses[c.id] = c
+    state.course_instances.setdefault(c.id, [])
+    for spec in course.get("instances", [{"enrol": "manual"}]):
+        spec = dict(spec)
+        if "cohort" in spec:  # seed convenience: reference a cohort by idnumber
+            ref = spec.pop("cohort")
+            spec["customint1"] = next(
+                (k.id for k in state.cohorts.values() if k.idnumber == ref), ref
+            )
+        if "metacourse" in spec:
+            spec["customint1"] = int(spec.pop("metacourse"))
+        if "welcome" in spec:
+            spec["customint1"] = int(bool(spec.pop("welcome")))
+        iid = int(spec.pop("id", 0)) or state.next_id("enrol", state.instances)
+        state.add_instance(Instance(id=iid, courseid=c.id, **spec))
+    for group in course.get("groups", []):
+        g = Group(courseid=c.id, **{k: v for k, v in group.items() if k != "courseid"})
+        state.groups[g.id] = g
+        state.group_members.setdefault(g.id, {})
+
+
+def _load_rows(state: State, data: Mapping[str, Any]) -> None:
+    txn = Txn()
+    for row in data.get("user_enrolments", []):
+        ue = UserEnrolment(**row)
+        state.put_ue(txn, ue, state.instances[ue.instanceid].courseid)
+    for row in data.get("role_assignments", []):
+        ra = (int(row["roleid"]), row.get("component", ""), int(row.get("itemid", 0)))
+        state.role_assign(txn, int(row["courseid"]), int(row["userid"]), ra)
+    for row in data.get("group_members", []):
+        members = state.group_members.setdefault(int(row["groupid"]), {})
+        members[int(row["userid"])] = (row.get("component", ""), int(row.get("itemid", 0)))
+    for row in data.get("grades", []):
+        state.grades[(int(row["courseid"]), int(row["userid"]))] = float(row["grade"])
+    for row in data.get("grade_history", []):
+        state.grade_history[(int(row["courseid"]), int(row["userid"]))] = float(row["grade"])
+    state.counters.update(data.get("counters", {}))
+    for row in data.get("welcome_messages", []):
+        state.welcome_messages[(int(row["instanceid"]), int(row["userid"]))] = int(row["count"])
+
+
+def _user_ref(state: State, ref: int | str) -> int:
+    if isinstance(ref, int):
+        return ref
+    found = state.find_user("username", ref)
+    if not found:
+        raise ValueError(f"seed references unknown user {ref!r}")
+    return found[0].id
+
+
+_DEFAULT_ROLES: Final = [
+    {"id": 1, "shortname": "manager", "name": "Manager", "sortorder": 1},
+    {"id": 3, "shortname": "editingteacher", "name": "Teacher", "sortorder": 3},
+    {"id": 4, "shortname": "teacher", "name": "Non-editing teacher", "sortorder": 4},
+    {"id": 5, "shortname": "student", "name": "Student", "sortorder": 5},
+]
+
+
+# ------------------------------------------------------------------------------------------------
+# SQLite persistence (a snapshot row, rewritten when the state changed)
+
+
+class SqliteStore:
+    """Keeps the latest snapshot of a :class:`State` in one SQLite row."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        with self._connect() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS snapshot "
+                "(id INTEGER PRIMARY KEY CHECK (id = 1), saved_at REAL, body TEXT)"
+            )
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path)
+        try:
+            with db:
+                yield db
+        finally:
+            db.close()
+
+    def load(self) -> dict[str, Any] | None:
+        with self._connect() as db:
+            row = db.execute("SELECT body FROM snapshot WHERE id = 1").fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def save(self, state: State) -> None:
+        body = json.dumps(state.snapshot())
+        with self._connect() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO snapshot (id, saved_at, body) VALUES (1, ?, ?)",
+                (time.time(), body),
+            )
+        state.dirty = False

@@ -1,4 +1,4 @@
-"""The emulator's aiohttp application: ``/webservice/rest/server.php`` plus ``/_emulator/*`` controls.
+"""The emulator's aiohttp app: ``/webservice/rest/server.php`` plus ``/_emulator/*`` controls.
 
 The REST endpoint follows ``webservice_rest_server`` (moodle-ws.md §1): 403 with an empty body
 when REST is disabled; GET and POST merged (POST wins); token, then function and service,
@@ -102,7 +102,8 @@ class Emulator:
         admin = "*" in token.capabilities
         if user.deleted:
             raise moodle_exception(
-                "wsaccessuserdeleted", f"Refused web service access for deleted username: {user.username}"
+                "wsaccessuserdeleted",
+                f"Refused web service access for deleted username: {user.username}",
             )
         if user.suspended:
             raise moodle_exception(
@@ -111,11 +112,13 @@ class Emulator:
             )
         if self.injector.faults.maintenance and not admin:
             raise moodle_exception(
-                "sitemaintenance", "The site is undergoing maintenance and is currently not available"
+                "sitemaintenance",
+                "The site is undergoing maintenance and is currently not available",
             )
         if not token.can("webservice/rest:use"):
             raise _access_exception(
-                "You are not allowed to use the {$a} protocol (missing capability: webservice/rest:use)"
+                "You are not allowed to use the {$a} protocol "
+                "(missing capability: webservice/rest:use)"
             )
         if not wsfunction:
             raise invalid_parameter("Missing function name")
@@ -244,7 +247,9 @@ class Emulator:
 
 
 def _access_exception(debuginfo: str) -> WsError:
-    return WsError("webservice_access_exception", "accessexception", "Access control exception", debuginfo)
+    return WsError(
+        "webservice_access_exception", "accessexception", "Access control exception", debuginfo
+    )
 
 
 def php_json(value: Any) -> str:
@@ -464,7 +469,9 @@ async def running_emulator(
     """Serve an emulator on ``host:port`` (0 = ephemeral) for the duration of the block."""
     data = load_seed_file(seed) if isinstance(seed, Path) else seed
     store = SqliteStore(state_file) if state_file is not None else None
-    emulator = Emulator(data, faults, store, {k: v for k, v in site_overrides.items() if v is not None})
+    emulator = Emulator(
+        data, faults, store, {k: v for k, v in site_overrides.items() if v is not None}
+    )
     runner = web.AppRunner(create_app(emulator), access_log=None, shutdown_timeout=0.5)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

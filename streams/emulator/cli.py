@@ -19,20 +19,43 @@ _DEFAULT_SEED = Path(__file__).with_name("seed_example.json")
 @click.command(name="moodle-emulator")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8099, show_default=True, type=int)
-@click.option("--seed", "seed", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=_DEFAULT_SEED, show_default=True, help="Seed JSON (docs/moodle-emulator.md).")
-@click.option("--state", "state_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Persist the state to this SQLite file (reloaded at start if present).")
-@click.option("--version", "version", type=click.Choice(VERSIONS), help="Moodle version to emulate.")
-@click.option("--max-input-vars", type=int, help="PHP max_input_vars (default from seed, else 1000).")
+@click.option(
+    "--seed",
+    "seed",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=_DEFAULT_SEED,
+    show_default=True,
+    help="Seed JSON (docs/moodle-emulator.md).",
+)
+@click.option(
+    "--state",
+    "state_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Persist the state to this SQLite file (reloaded at start if present).",
+)
+@click.option(
+    "--version", "version", type=click.Choice(VERSIONS), help="Moodle version to emulate."
+)
+@click.option(
+    "--max-input-vars", type=int, help="PHP max_input_vars (default from seed, else 1000)."
+)
 @click.option("--debug/--no-debug", default=None, help="Include debuginfo in errors.")
-@click.option("--latency", "latency", default="none",
-              type=click.Choice(["none", "fixed", "uniform", "exponential", "lognormal"]))
+@click.option(
+    "--latency",
+    "latency",
+    default="none",
+    type=click.Choice(["none", "fixed", "uniform", "exponential", "lognormal"]),
+)
 @click.option("--latency-ms", default=0.0, type=float, help="Mean latency (ms).")
-@click.option("--latency-max-ms", default=0.0, type=float, help="Latency cap / uniform upper bound.")
+@click.option(
+    "--latency-max-ms", default=0.0, type=float, help="Latency cap / uniform upper bound."
+)
 @click.option("--error-rate", default=0.0, type=float, help="Fraction of calls failing.")
-@click.option("--error-kind", default="http503",
-              type=click.Choice(["http500", "http502", "http503", "dmlwriteexception", "dbconnectionfailed"]))
+@click.option(
+    "--error-kind",
+    default="http503",
+    type=click.Choice(["http500", "http502", "http503", "dmlwriteexception", "dbconnectionfailed"]),
+)
 @click.option("--timeout-rate", default=0.0, type=float, help="Fraction of calls that hang.")
 @click.option("--timeout-s", default=60.0, type=float, help="How long a hanging call hangs.")
 @click.option("--maintenance", is_flag=True, help="Answer sitemaintenance to every call.")
@@ -41,7 +64,7 @@ _DEFAULT_SEED = Path(__file__).with_name("seed_example.json")
 @click.option("--rate-limit-burst", default=10, type=int, show_default=True)
 @click.option("--fault-seed", type=int, help="Seed of the fault random generator.")
 @click.option("--access-log/--no-access-log", default=False, show_default=True)
-def command(  # noqa: PLR0913 - one parameter per documented flag
+def command(
     host: str,
     port: int,
     seed: Path,
@@ -76,7 +99,9 @@ def command(  # noqa: PLR0913 - one parameter per documented flag
             "timeout_s": timeout_s,
             "maintenance": maintenance,
             "http503": http503,
-            "rate_limit": RateLimit(rps=rate_limit_rps, burst=rate_limit_burst) if rate_limit_rps else None,
+            "rate_limit": RateLimit(rps=rate_limit_rps, burst=rate_limit_burst)
+            if rate_limit_rps
+            else None,
             "seed": fault_seed,
         }
     )

@@ -1,4 +1,4 @@
-"""Moodle's external API core, re-created: exceptions as rendered by REST, and ``validate_parameters``.
+"""Moodle's external API core re-created: exceptions as REST renders them, ``validate_parameters``.
 
 Messages and ``debuginfo`` texts follow ``core_external\\external_api::validate_parameters`` and
 ``validate_param`` (lib/moodlelib.php); see shared/reference/moodle-ws.md §1.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Union
+from typing import Any, Final
 
 # Class names that moved to \core\exception\ in Moodle 4.5 (MDL-81919); get_class() then
 # reports the namespaced name. dml_* and webservice_access_exception kept their global names.
@@ -75,7 +75,10 @@ class WsError(Exception):
 
 def invalid_parameter(debuginfo: str | None = None) -> WsError:
     return WsError(
-        "invalid_parameter_exception", "invalidparameter", "Invalid parameter value detected", debuginfo
+        "invalid_parameter_exception",
+        "invalidparameter",
+        "Invalid parameter value detected",
+        debuginfo,
     )
 
 
@@ -91,9 +94,7 @@ def missing_record(table: str, where: str, *params: object) -> WsError:
     """``dml_missing_record_exception`` for a ``get_record(..., MUST_EXIST)``."""
     errorcode = "invaliduser" if table == "user" else "invalidrecord"
     message = (
-        "Invalid user"
-        if table == "user"
-        else f"Can't find data record in database table {table}."
+        "Invalid user" if table == "user" else f"Can't find data record in database table {table}."
     )
     exported = "".join(f"  {i} => {_php_export(p)},\n" for i, p in enumerate(params))
     debuginfo = f"SELECT * FROM {{{table}}} WHERE {where}\n[array (\n{exported})]"
@@ -111,7 +112,10 @@ def required_capability(capability: str) -> WsError:
 
 def require_login(debuginfo: str | None = None) -> WsError:
     return WsError(
-        "require_login_exception", "requireloginerror", "Course or activity not accessible.", debuginfo
+        "require_login_exception",
+        "requireloginerror",
+        "Course or activity not accessible.",
+        debuginfo,
     )
 
 
@@ -150,7 +154,7 @@ class Multiple:
     default: Any = field(default=None)
 
 
-Desc = Union[Value, Single, Multiple]
+Desc = Value | Single | Multiple
 
 _INT_RE: Final = re.compile(r"-?(0|[1-9][0-9]*)\Z")
 _CLEANERS: Final[Mapping[str, re.Pattern[str]]] = {
@@ -206,9 +210,7 @@ def _nested(key: str, sub: Desc, value: Any) -> Any:
 def _validate_value(desc: Value, value: Any) -> Any:
     if isinstance(value, (dict, list)):
         raise invalid_parameter("Scalar type expected, array or object received.")
-    if desc.type == "bool" and (
-        isinstance(value, bool) or value in (0, 1) or value in ("0", "1")
-    ):
+    if desc.type == "bool" and (isinstance(value, bool) or value in (0, 1) or value in ("0", "1")):
         return bool(int(value))
     if value is None:
         raise invalid_parameter(

@@ -1,4 +1,4 @@
-"""Fault injection and call statistics for the emulator (latency, errors, timeouts, 503, 429, maintenance).
+"""Fault injection and call statistics (latency, errors, timeouts, 503, 429, maintenance).
 
 Faults are applied before a call is executed (or after, for ``when="after"``: the call is
 applied and its answer lost, which is what a client sees when a proxy times out).
@@ -131,7 +131,9 @@ class Stats:
 class FaultInjector:
     """Decides, per call, what goes wrong; holds the emulator-side rate-limit bucket."""
 
-    def __init__(self, faults: Faults | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, faults: Faults | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.clock = clock
         self.configure(faults or Faults())
 

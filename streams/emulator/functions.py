@@ -94,7 +94,8 @@ def _wsnoinstance(ctx: Ctx, courseid: int) -> WsError:
     shown = "{$a->courseid}" if not ctx.site_at_least("4.5") else str(courseid)
     return moodle_exception(
         "wsnoinstance",
-        f"Manual enrolment plugin instance doesn't exist or is disabled for the course (id = {shown})",
+        "Manual enrolment plugin instance doesn't exist or is disabled for the course "
+        f"(id = {shown})",
     )
 
 
@@ -132,14 +133,22 @@ def enrol_user(
     ue = state.ue.get((inst.id, userid))
     created = ue is None
     if ue is not None:
-        if ue.timestart != timestart or ue.timeend != timeend or (
-            status is not None and ue.status != status
+        if (
+            ue.timestart != timestart
+            or ue.timeend != timeend
+            or (status is not None and ue.status != status)
         ):
             update_user_enrol(ctx, ue, status, timestart, timeend)
     else:
         now = state.now()
         new = UserEnrolment(
-            inst.id, userid, ENROL_USER_ACTIVE if status is None else status, timestart, timeend, now, now
+            inst.id,
+            userid,
+            ENROL_USER_ACTIVE if status is None else status,
+            timestart,
+            timeend,
+            now,
+            now,
         )
         state.put_ue(txn, new, inst.courseid)
         txn.event("user_enrolment_created")
@@ -228,7 +237,11 @@ def enrol_manual_enrol_users(ctx: Ctx, params: dict[str, Any]) -> None:
                 f"({userid}) in this course ({courseid}).",
             )
         inst = state.manual_instance(courseid)
-        if inst is None or inst.status != ENROL_INSTANCE_ENABLED or not state.site.manual_plugin_enabled:
+        if (
+            inst is None
+            or inst.status != ENROL_INSTANCE_ENABLED
+            or not state.site.manual_plugin_enabled
+        ):
             raise _wsnoinstance(ctx, courseid)
         status = ENROL_USER_SUSPENDED if item.get("suspend") else ENROL_USER_ACTIVE
         enrol_user(
@@ -309,7 +322,9 @@ def core_enrol_get_enrolled_users(ctx: Ctx, params: dict[str, Any]) -> list[dict
     if opts["onlyactive"] or opts["onlysuspended"]:
         ctx.require("moodle/course:enrolreview")
     if opts["onlyactive"] and opts["onlysuspended"]:
-        raise coding_error("Both onlyactive and onlysuspended are set, this is probably not what you want!")
+        raise coding_error(
+            "Both onlyactive and onlysuspended are set, this is probably not what you want!"
+        )
     now = state.now()
     userids = sorted(state.course_users.get(courseid, {}))
     selected: list[int] = []
@@ -319,9 +334,9 @@ def core_enrol_get_enrolled_users(ctx: Ctx, params: dict[str, Any]) -> list[dict
             continue
         if opts["groupid"] and uid not in state.group_members.get(opts["groupid"], {}):
             continue
-        if opts["onlyactive"] or opts["onlysuspended"]:
-            if state.is_active(courseid, uid, now) != bool(opts["onlyactive"]):
-                continue
+        filtered = opts["onlyactive"] or opts["onlysuspended"]
+        if filtered and state.is_active(courseid, uid, now) != bool(opts["onlyactive"]):
+            continue
         selected.append(uid)
     if opts["sortdirection"] == "DESC":
         selected.reverse()
@@ -411,7 +426,12 @@ def _user_details(
 # core_user_get_users_by_field / core_course_get_courses_by_field
 
 
-_USER_FIELD_TYPES: Final = {"id": "int", "idnumber": "raw", "username": "username", "email": "rawtrimmed"}
+_USER_FIELD_TYPES: Final = {
+    "id": "int",
+    "idnumber": "raw",
+    "username": "username",
+    "email": "rawtrimmed",
+}
 
 
 def core_user_get_users_by_field(ctx: Ctx, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -465,7 +485,9 @@ def core_course_get_courses_by_field(ctx: Ctx, params: dict[str, Any]) -> dict[s
     visible = [
         c
         for c in courses
-        if c.visible or token.can("moodle/course:viewhiddencourses") or token.can("moodle/course:update")
+        if c.visible
+        or token.can("moodle/course:viewhiddencourses")
+        or token.can("moodle/course:update")
     ]
     return {"courses": [_course_info(ctx, c) for c in visible], "warnings": []}
 
@@ -601,7 +623,11 @@ def core_cohort_search_cohorts(ctx: Ctx, params: dict[str, Any]) -> dict[str, An
             c
             for c in state.cohorts.values()
             if (scope is None or c.contextid in scope)
-            and (query in c.name.lower() or query in c.idnumber.lower() or query in c.description.lower())
+            and (
+                query in c.name.lower()
+                or query in c.idnumber.lower()
+                or query in c.description.lower()
+            )
         ),
         key=lambda c: (c.name, c.id),
     )
@@ -617,7 +643,9 @@ def core_cohort_add_cohort_members(ctx: Ctx, params: dict[str, Any]) -> dict[str
         ctype, cvalue = member["cohorttype"]["type"], member["cohorttype"]["value"]
         utype, uvalue = member["usertype"]["type"], member["usertype"]["value"]
         if ctype not in ("id", "idnumber"):
-            warnings.append({"warningcode": "1", "message": f"invalid parameter: cohortype={ctype}"})
+            warnings.append(
+                {"warningcode": "1", "message": f"invalid parameter: cohortype={ctype}"}
+            )
             continue
         if utype not in ("id", "username"):
             warnings.append({"warningcode": "1", "message": f"invalid parameter: usertype={utype}"})
@@ -680,9 +708,15 @@ def cohort_add_member(ctx: Ctx, cohortid: int, userid: int) -> None:
             if ue.status == ENROL_USER_SUSPENDED:
                 update_user_enrol(ctx, ue, ENROL_USER_ACTIVE, None, None)
             if inst.roleid:
-                state.role_assign(txn, inst.courseid, userid, (inst.roleid, "enrol_cohort", inst.id))
+                state.role_assign(
+                    txn, inst.courseid, userid, (inst.roleid, "enrol_cohort", inst.id)
+                )
         if inst.customint2 and inst.customint2 in state.groups:
-            txn.dset(state.group_members.setdefault(inst.customint2, {}), userid, ("enrol_cohort", inst.id))
+            txn.dset(
+                state.group_members.setdefault(inst.customint2, {}),
+                userid,
+                ("enrol_cohort", inst.id),
+            )
 
 
 def cohort_remove_member(ctx: Ctx, cohortid: int, userid: int) -> None:
@@ -772,11 +806,15 @@ def enrol_meta_delete_instances(ctx: Ctx, params: dict[str, Any]) -> list[dict[s
             for userid in [u for (i, u) in list(state.ue) if i == inst.id]:
                 unenrol_user(ctx, inst, userid)
             ctx.txn.dset(
-                state.course_instances, meta.id, [i for i in state.course_instances[meta.id] if i != inst.id]
+                state.course_instances,
+                meta.id,
+                [i for i in state.course_instances[meta.id] if i != inst.id],
             )
             ctx.txn.ddel(state.instances, inst.id)
             ctx.txn.event("enrol_instance_deleted")
-        result.append({"metacourseid": meta.id, "courseid": item["courseid"], "status": inst is not None})
+        result.append(
+            {"metacourseid": meta.id, "courseid": item["courseid"], "status": inst is not None}
+        )
     return result
 
 
@@ -802,7 +840,10 @@ def _linked_course(ctx: Ctx, raw_courseid: str) -> Course | None:
 
 
 def _meta_msg_course(courseid: str) -> str:
-    return f"Course ID = {courseid} doesn't exist or you don't have permission to add a course meta link."
+    return (
+        f"Course ID = {courseid} doesn't exist or you don't have permission to add a course meta "
+        "link."
+    )
 
 
 def _meta_link(state: State, metaid: int, linkedid: int) -> Instance | None:
@@ -818,7 +859,8 @@ def meta_sync_instance(ctx: Ctx, inst: Instance) -> None:
         real = [state.instances[i] for i in iids if state.instances[i].enrol != "meta"]
         if real:
             source[userid] = any(
-                i.status == ENROL_INSTANCE_ENABLED and state.ue[(i.id, userid)].status == ENROL_USER_ACTIVE
+                i.status == ENROL_INSTANCE_ENABLED
+                and state.ue[(i.id, userid)].status == ENROL_USER_ACTIVE
                 for i in real
             )
     for userid, active in source.items():
@@ -830,15 +872,23 @@ def meta_sync_instance(ctx: Ctx, inst: Instance) -> None:
             txn.event("user_enrolment_created")
         elif ue.status != status:
             update_user_enrol(ctx, ue, status, None, None)
-        wanted = {r for (r, comp, _i) in state.ra.get((linked, userid), set()) if comp != "enrol_meta"}
-        held = {(r, c, i) for (r, c, i) in state.ra.get((inst.courseid, userid), set()) if c == "enrol_meta" and i == inst.id}
+        wanted = {
+            r for (r, comp, _i) in state.ra.get((linked, userid), set()) if comp != "enrol_meta"
+        }
+        held = {
+            (r, c, i)
+            for (r, c, i) in state.ra.get((inst.courseid, userid), set())
+            if c == "enrol_meta" and i == inst.id
+        }
         for ra in held:
             if ra[0] not in wanted:
                 txn.sdiscard(state.ra[(inst.courseid, userid)], ra)
         for roleid in wanted:
             state.role_assign(txn, inst.courseid, userid, (roleid, "enrol_meta", inst.id))
         if inst.customint2 and inst.customint2 in state.groups:
-            txn.dset(state.group_members.setdefault(inst.customint2, {}), userid, ("enrol_meta", inst.id))
+            txn.dset(
+                state.group_members.setdefault(inst.customint2, {}), userid, ("enrol_meta", inst.id)
+            )
     for (iid, userid), ue in list(state.ue.items()):
         if iid != inst.id or userid in source:
             continue
@@ -857,7 +907,11 @@ def sync_meta_links(ctx: Ctx) -> None:
     while ctx.touched_courses - seen:
         courseid = min(ctx.touched_courses - seen)
         seen.add(courseid)
-        for inst in [i for i in ctx.state.instances.values() if i.enrol == "meta" and i.customint1 == courseid]:
+        for inst in [
+            i
+            for i in ctx.state.instances.values()
+            if i.enrol == "meta" and i.customint1 == courseid
+        ]:
             if inst.status == ENROL_INSTANCE_ENABLED:
                 meta_sync_instance(ctx, inst)
 
@@ -943,7 +997,9 @@ def function_table(site_version_at_least: Callable[[str], bool]) -> dict[str, Fu
     """The emulated functions with their parameter descriptions for one site version."""
     type_value = {"type": Value("alphanumext"), "value": Value("raw")}
     table = [
-        Function("enrol_manual_enrol_users", _enrol_params(), enrol_manual_enrol_users, returns_null=True),
+        Function(
+            "enrol_manual_enrol_users", _enrol_params(), enrol_manual_enrol_users, returns_null=True
+        ),
         Function(
             "enrol_manual_unenrol_users",
             _unenrol_params(with_roleid=not site_version_at_least("5.2")),
@@ -979,7 +1035,9 @@ def function_table(site_version_at_least: Callable[[str], bool]) -> dict[str, Fu
                     "cohorts": Multiple(
                         Single(
                             {
-                                "categorytype": Single({"type": Value("text"), "value": Value("raw")}),
+                                "categorytype": Single(
+                                    {"type": Value("text"), "value": Value("raw")}
+                                ),
                                 "name": Value("raw"),
                                 "idnumber": Value("raw"),
                                 "description": Value("raw", OPTIONAL),
@@ -1047,7 +1105,9 @@ def function_table(site_version_at_least: Callable[[str], bool]) -> dict[str, Fu
             Single(
                 {
                     "instances": Multiple(
-                        Single({"metacourseid": Value("int"), "courseid": Value("raw")}), DEFAULT, []
+                        Single({"metacourseid": Value("int"), "courseid": Value("raw")}),
+                        DEFAULT,
+                        [],
                     )
                 }
             ),

@@ -75,7 +75,7 @@ def _segments(text: str) -> list[str] | None:
     while pos < len(text) and text[pos] == "[":
         end = text.find("]", pos)
         if end < 0:
-            return None if not segments else segments
+            return segments or None
         segments.append(text[pos + 1 : end])
         pos = end + 1
     return segments

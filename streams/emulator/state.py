@@ -1,4 +1,4 @@
-"""The emulated site's data: users, courses, enrolment instances, enrolments, roles, groups, grades, cohorts.
+"""The emulated site's data: users, courses, enrol instances, enrolments, roles, groups, grades.
 
 All writes made while serving a web-service call go through a :class:`Txn` so that the
 first error rolls every item back, as Moodle's delegated transaction does.
@@ -321,13 +321,16 @@ class State:
                 for g, members in self.group_members.items()
                 for u, (comp, item) in members.items()
             ],
-            "grades": [{"courseid": c, "userid": u, "grade": g} for (c, u), g in self.grades.items()],
+            "grades": [
+                {"courseid": c, "userid": u, "grade": g} for (c, u), g in self.grades.items()
+            ],
             "grade_history": [
                 {"courseid": c, "userid": u, "grade": g} for (c, u), g in self.grade_history.items()
             ],
             "counters": dict(self.counters),
             "welcome_messages": [
-                {"instanceid": i, "userid": u, "count": n} for (i, u), n in self.welcome_messages.items()
+                {"instanceid": i, "userid": u, "count": n}
+                for (i, u), n in self.welcome_messages.items()
             ],
         }
 

@@ -1,0 +1,61 @@
+"""Client configuration from the environment (prefix ``MOODLE_``), validated at start.
+
+The token is a :class:`~pydantic.SecretStr`: never in ``repr``, logs or URLs. It can come
+from ``MOODLE_TOKEN`` or from a file named ``moodle_token`` in a secrets directory (a mounted
+Kubernetes Secret): ``MoodleSettings.from_env(secrets_dir="/run/secrets/moodle")``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["MoodleSettings"]
+
+
+class MoodleSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MOODLE_", extra="ignore", frozen=True)
+
+    url: str = Field(description="Site root, e.g. https://moodle.example.edu (no /webservice/...).")
+    token: SecretStr = Field(description="Web-service token of the least-privilege service user.")
+
+    timeout_s: float = Field(30.0, gt=0, description="Whole-request timeout.")
+    connect_timeout_s: float = Field(5.0, gt=0)
+    max_concurrency: int = Field(4, ge=1, description="Calls in flight at once.")
+    rate_per_s: float = Field(10.0, gt=0, description="Average calls per second.")
+    rate_burst: int = Field(5, ge=1)
+    max_attempts: int = Field(5, ge=1, description="Tries per call for transient errors.")
+    backoff_base_s: float = Field(0.5, gt=0)
+    backoff_cap_s: float = Field(30.0, gt=0)
+    max_retry_after_s: float = Field(120.0, gt=0, description="Ceiling on a server's Retry-After.")
+    max_input_vars: int = Field(1000, ge=20, description="The site's PHP max_input_vars.")
+    input_vars_safety: float = Field(
+        0.9, gt=0, le=1, description="Fraction of max_input_vars used."
+    )
+    max_batch_rows: int = Field(100, ge=1, description="Upper bound on rows per batched call.")
+    page_size: int = Field(500, ge=1, description="limitnumber for paged reads.")
+    verify_tls: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _strip_url(cls, value: str) -> str:
+        value = value.rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("url must start with http:// or https://")
+        return value
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.url}/webservice/rest/server.php"
+
+    @classmethod
+    def from_env(cls, secrets_dir: str | Path | None = None) -> MoodleSettings:
+        """Read the environment and, if given (or ``MOODLE_SECRETS_DIR`` is set), files such as
+        ``<secrets_dir>/moodle_token``."""
+        directory = secrets_dir or os.environ.get("MOODLE_SECRETS_DIR")
+        if directory is None:
+            return cls()
+        return cls(_secrets_dir=str(directory))

@@ -73,7 +73,7 @@ _EMPTY: Mapping[str, datetime] = MappingProxyType({})
 class Approvals:
     """Operator approvals: removals due at or before the time given pass the guard."""
 
-    courses: Mapping[str, datetime] = _EMPTY
+    courses: Mapping[str, datetime] = field(default_factory=lambda: _EMPTY)
     everywhere: datetime | None = None
 
     def for_course(self, course: str) -> datetime | None:

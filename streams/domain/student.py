@@ -8,7 +8,7 @@ copy the small dictionaries they touch.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from schemas.debezium import Table
@@ -34,8 +34,8 @@ _NO_ELEMENTS: Mapping[str, Slot] = MappingProxyType({})
 class Group:
     """One stage-version enrolment: its ``INS_ADM_ETP`` occurrences and contract elements."""
 
-    iae: Mapping[int, Slot] = _NO_SLOTS
-    ice: Mapping[str, Slot] = _NO_ELEMENTS
+    iae: Mapping[int, Slot] = field(default_factory=lambda: _NO_SLOTS)
+    ice: Mapping[str, Slot] = field(default_factory=lambda: _NO_ELEMENTS)
 
 
 _NO_GROUPS: Mapping[GroupKey, Group] = MappingProxyType({})
@@ -46,7 +46,7 @@ _EMPTY_GROUP = Group()
 class StudentState:
     cod_ind: int
     person: Slot | None = None
-    groups: Mapping[GroupKey, Group] = _NO_GROUPS
+    groups: Mapping[GroupKey, Group] = field(default_factory=lambda: _NO_GROUPS)
 
 
 def empty_student(cod_ind: int) -> StudentState:

@@ -41,3 +41,7 @@ class _LazyGroup(click.Group):
 @click.version_option(package_name="apogee-moodle-reconciler")
 def main() -> None:
     """APOGÉE → Moodle enrolment reconciler."""
+
+
+if __name__ == "__main__":
+    main()

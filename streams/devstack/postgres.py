@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import secrets
@@ -31,6 +32,28 @@ def _bin_dir() -> Path:
     return found[-1].parent
 
 
+def _postgres_can_reach(path: Path) -> bool:
+    """Whether user 'postgres' can traverse to ``path`` (its nearest existing ancestor)."""
+    while not path.exists():
+        path = path.parent
+    probe = ["runuser", "-u", "postgres", "--", "test", "-x", str(path)]
+    return subprocess.run(probe, capture_output=True, check=False).returncode == 0
+
+
+def _server_root(cfg: StackConfig) -> Path:
+    """Where the cluster lives: ``<state>/postgres``, or a link to /var/tmp when root runs
+    the stack from a directory that user 'postgres' cannot traverse (e.g. a 0700 home)."""
+    link = cfg.state_dir / "postgres"
+    if link.is_symlink() or os.geteuid() != 0 or _postgres_can_reach(cfg.state_dir):
+        return link
+    digest = hashlib.sha256(str(cfg.state_dir.resolve()).encode()).hexdigest()[:12]
+    target = Path("/var/tmp") / f"reconciler-postgres-{digest}"
+    target.mkdir(mode=0o755, exist_ok=True)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(target)
+    return link
+
+
 def _owner() -> list[str]:
     """Prefix to run server commands as 'postgres' when we are root (initdb refuses root)."""
     return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
@@ -41,10 +64,10 @@ class Postgres:
 
     def __init__(self, cfg: StackConfig) -> None:
         self.cfg = cfg
-        self.root = cfg.state_dir / "postgres"
+        self.root = _server_root(cfg).resolve()
         self.data = self.root / "data"
         self.socket_dir = self.root / "socket"
-        self.log = cfg.logs_dir / "postgres.log"
+        self.log = self.root / "postgres.log"
         self.password_file = cfg.state_dir / "secrets" / "apogee-db-password"
 
     # -- lifecycle ---------------------------------------------------------------
@@ -62,9 +85,13 @@ class Postgres:
                 "(set RECONCILER_STACK_POSTGRES_PORT)"
             )
         self._init_cluster()
-        self.log.parent.mkdir(parents=True, exist_ok=True)
         self.log.touch()
         self._chown(self.log)
+        visible = self.cfg.logs_dir / "postgres.log"
+        visible.parent.mkdir(parents=True, exist_ok=True)
+        if not visible.is_symlink():
+            visible.unlink(missing_ok=True)
+            visible.symlink_to(self.log.resolve())
         self._run(
             [
                 str(_bin_dir() / "pg_ctl"),

@@ -1,0 +1,83 @@
+"""Reading topics in tests: assigned partitions, no group commits, deadlines."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: Any
+    value: Any
+
+
+def _decode(raw: bytes | None) -> Any:
+    return None if raw is None else json.loads(raw)
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """High watermark of each partition (where a reader starting "now" begins)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4()}"})
+    try:
+        meta = consumer.list_topics(topic, timeout=10).topics[topic]
+        if meta.error is not None:
+            return {}
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in meta.partitions}
+    finally:
+        consumer.close()
+
+
+def read_until(
+    bootstrap: str,
+    topic: str,
+    done: Callable[[list[Record]], bool],
+    start: dict[int, int] | None = None,
+    timeout_s: float = 60.0,
+) -> list[Record]:
+    """Read ``topic`` from ``start`` (default: beginning) until ``done(records)`` or the deadline.
+
+    Raises AssertionError with what was seen when the deadline passes.
+    """
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": f"t-{uuid.uuid4()}",
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "topic.metadata.refresh.interval.ms": 1000,
+    })
+    records: list[Record] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        partitions = _wait_partitions(consumer, topic, deadline)
+        consumer.assign([TopicPartition(topic, p, (start or {}).get(p, 0)) for p in partitions])
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and msg.error() is None:
+                records.append(Record(msg.topic(), msg.partition(), msg.offset(),
+                                      _decode(msg.key()), _decode(msg.value())))
+            if done(records):
+                return records
+    finally:
+        consumer.close()
+    raise AssertionError(f"{topic}: condition not met within {timeout_s}s; saw {len(records)} records: "
+                         f"{[(r.key, (r.value or {}).get('op') if isinstance(r.value, dict) else r.value) for r in records[-10:]]}")
+
+
+def _wait_partitions(consumer: Consumer, topic: str, deadline: float) -> list[int]:
+    while time.monotonic() < deadline:
+        meta = consumer.list_topics(topic, timeout=5).topics.get(topic)
+        if meta is not None and meta.error is None and meta.partitions:
+            return sorted(meta.partitions)
+        time.sleep(0.5)
+    raise AssertionError(f"topic {topic} did not appear")

@@ -105,15 +105,22 @@ class Db:
             return row
         return {k.upper(): _oracle_value(k, v) for k, v in row.items()}
 
-
     def _source(self, table: Table, snapshot: bool) -> dict[str, Any]:
-        common = {"ts_ms": 1_760_000_000_000 + self.log, "table": table.value,
-                  "snapshot": "true" if snapshot else "false"}
+        common = {
+            "ts_ms": 1_760_000_000_000 + self.log,
+            "table": table.value,
+            "snapshot": "true" if snapshot else "false",
+        }
         if self.oracle:  # each change commits one SCN after it was made
             scn, commit = (self.log, None) if snapshot else (self.log - 1, str(self.log))
             tx = None if snapshot else f"{self.tx:016x}"
-            return {**common, "connector": "oracle", "scn": str(scn), "commit_scn": commit,
-                    "txId": tx}
+            return {
+                **common,
+                "connector": "oracle",
+                "scn": str(scn),
+                "commit_scn": commit,
+                "txId": tx,
+            }
         return {**common, "connector": "postgresql", "lsn": self.log, "txId": self.tx}
 
 

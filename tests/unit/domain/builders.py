@@ -1,4 +1,4 @@
-"""Small builders for plan tests: facts, desired states and ledgers without going through the fold."""
+"""Builders for plan tests: facts, desired states and ledgers, without the fold."""
 
 from __future__ import annotations
 
@@ -18,13 +18,15 @@ def fact(user: str, elp: str = "INF101", etp: str = "L1INF") -> MembershipFact:
     return MembershipFact(user, FactKind.ELEMENT, "2026", etp, 1, elp, cod_ind=int(user))
 
 
-def assert_(desired: CourseDesired, user: str, at: datetime, role: str = "student",
-            elp: str = "INF101") -> CourseDesired:
+def assert_(
+    desired: CourseDesired, user: str, at: datetime, role: str = "student", elp: str = "INF101"
+) -> CourseDesired:
     return apply_change(desired, CourseChange(desired.course, role, fact(user, elp), True), at)
 
 
-def retract(desired: CourseDesired, user: str, at: datetime, role: str = "student",
-            elp: str = "INF101") -> CourseDesired:
+def retract(
+    desired: CourseDesired, user: str, at: datetime, role: str = "student", elp: str = "INF101"
+) -> CourseDesired:
     return apply_change(desired, CourseChange(desired.course, role, fact(user, elp), False), at)
 
 
@@ -35,8 +37,14 @@ def desired_of(users: Iterable[str], at: datetime, course: str = COURSE) -> Cour
     return desired
 
 
-def entry(user: str, since: datetime, status: EnrolmentStatus = EnrolmentStatus.ACTIVE,
-          owned: bool = True, role: str = "student", course: str = COURSE) -> LedgerEntry:
+def entry(
+    user: str,
+    since: datetime,
+    status: EnrolmentStatus = EnrolmentStatus.ACTIVE,
+    owned: bool = True,
+    role: str = "student",
+    course: str = COURSE,
+) -> LedgerEntry:
     suspend = status is EnrolmentStatus.SUSPENDED
     return LedgerEntry(course, user, EnrolmentTuple(role, 0, 0, suspend), status, owned, since)
 

@@ -15,7 +15,7 @@ Tables = dict[Table, dict[tuple[Any, ...], dict[str, Any]]]
 def desired_from_tables(
     tables: Tables, paid_states: frozenset[str] | None = None
 ) -> set[tuple[str, str, str]]:
-    """{(course idnumber, user idnumber, role)} under the default mapping ``{cod_anu}-{cod_elp}``."""
+    """{(course, user, role)} under the default mapping ``{cod_anu}-{cod_elp}``."""
     students = {
         row["cod_ind"]: str(row["cod_etu"])
         for row in tables[Table.INDIVIDU].values()

@@ -73,7 +73,9 @@ def test_a_role_change_is_planned_with_the_previous_role() -> None:
     desired = assert_(desired_of(["1"], T0), "1", T0, role="editingteacher", elp="X")
     (command,) = plan(desired, ledger_of([entry("1", T0)]), POLICY, T0).commands
     assert (command.kind, command.previous_role, command.enrolment.role) == (
-        CommandKind.CHANGE_ROLE, "student", "editingteacher",
+        CommandKind.CHANGE_ROLE,
+        "student",
+        "editingteacher",
     )
 
 

@@ -25,6 +25,11 @@ def test_containers_backend_captures_a_change() -> None:
         ind = random.randint(90_000_000, 99_999_999)
         with psycopg.connect(services.postgres_dsn, autocommit=True) as conn:
             conn.execute("INSERT INTO apogee.individu (cod_ind) VALUES (%s)", (ind,))
-        records = read_until(services.bootstrap_servers, topic,
-                             lambda rs: any(r.key == {"cod_ind": ind} for r in rs), start, 120)
+        records = read_until(
+            services.bootstrap_servers,
+            topic,
+            lambda rs: any(r.key == {"cod_ind": ind} for r in rs),
+            start,
+            120,
+        )
         assert any(r.value and r.value["op"] == "c" for r in records if r.key == {"cod_ind": ind})

@@ -37,22 +37,71 @@ def _cases() -> list[Case]:
     ind = random.randint(90_000_000, 99_999_999)
     etp = "T" + uuid.uuid4().hex[:5].upper()
     elp = "T" + uuid.uuid4().hex[:7].upper()
-    iae = {"cod_anu": "2026", "cod_ind": ind, "cod_etp": etp, "cod_vrs_vet": 1, "num_occ_iae": 1,
-           "cod_dip": "DLIC", "cod_vrs_vdi": 1, "eta_iae": "E", "eta_pmt_iae": "P", "tem_iae_prm": "O",
-           "dat_cre_iae": dt.date(2026, 9, 1), "dat_annul_iae": None}
-    ice = {"cod_anu": "2026", "cod_ind": ind, "cod_etp": etp, "cod_vrs_vet": 1, "cod_elp": elp,
-           "cod_lse": "L1", "tem_prc_ice": "N", "dat_mod_ice": dt.date(2026, 9, 2)}
+    iae = {
+        "cod_anu": "2026",
+        "cod_ind": ind,
+        "cod_etp": etp,
+        "cod_vrs_vet": 1,
+        "num_occ_iae": 1,
+        "cod_dip": "DLIC",
+        "cod_vrs_vdi": 1,
+        "eta_iae": "E",
+        "eta_pmt_iae": "P",
+        "tem_iae_prm": "O",
+        "dat_cre_iae": dt.date(2026, 9, 1),
+        "dat_annul_iae": None,
+    }
+    ice = {
+        "cod_anu": "2026",
+        "cod_ind": ind,
+        "cod_etp": etp,
+        "cod_vrs_vet": 1,
+        "cod_elp": elp,
+        "cod_lse": "L1",
+        "tem_prc_ice": "N",
+        "dat_mod_ice": dt.date(2026, 9, 2),
+    }
     return [
-        Case("individu", {"cod_ind": ind, "cod_etu": None, "lib_nom_pat_ind": "DURAND",
-                          "lib_nom_usu_ind": None, "lib_pr1_ind": "Zoé", "cod_nne_ind": "0123456789A"[:10]},
-             {"cod_ind": ind}, {"cod_etu": ind - 80_000_000}),
-        Case("ins_adm_etp", iae, {"cod_ind": ind}, {"eta_iae": "A", "dat_annul_iae": dt.date(2026, 10, 1)}),
+        Case(
+            "individu",
+            {
+                "cod_ind": ind,
+                "cod_etu": None,
+                "lib_nom_pat_ind": "DURAND",
+                "lib_nom_usu_ind": None,
+                "lib_pr1_ind": "Zoé",
+                "cod_nne_ind": "0123456789A"[:10],
+            },
+            {"cod_ind": ind},
+            {"cod_etu": ind - 80_000_000},
+        ),
+        Case(
+            "ins_adm_etp",
+            iae,
+            {"cod_ind": ind},
+            {"eta_iae": "A", "dat_annul_iae": dt.date(2026, 10, 1)},
+        ),
         Case("ind_contrat_elp", ice, {"cod_ind": ind}, {"tem_prc_ice": "O"}),
-        Case("element_pedagogi", {"cod_elp": elp, "lib_elp": "Algèbre 1", "lic_elp": "ALG1", "cod_nel": "UE",
-                                  "cod_cmp": "SCI", "eta_elp": "O", "tem_sus_elp": "N"},
-             {"cod_elp": elp}, {"lib_elp": "Algèbre linéaire 1"}),
-        Case("version_etape", {"cod_etp": etp, "cod_vrs_vet": 1, "lib_web_vet": "Licence 1 Maths"},
-             {"cod_etp": etp, "cod_vrs_vet": 1}, {"lib_web_vet": "L1 Mathématiques"}),
+        Case(
+            "element_pedagogi",
+            {
+                "cod_elp": elp,
+                "lib_elp": "Algèbre 1",
+                "lic_elp": "ALG1",
+                "cod_nel": "UE",
+                "cod_cmp": "SCI",
+                "eta_elp": "O",
+                "tem_sus_elp": "N",
+            },
+            {"cod_elp": elp},
+            {"lib_elp": "Algèbre linéaire 1"},
+        ),
+        Case(
+            "version_etape",
+            {"cod_etp": etp, "cod_vrs_vet": 1, "lib_web_vet": "Licence 1 Maths"},
+            {"cod_etp": etp, "cod_vrs_vet": 1},
+            {"lib_web_vet": "L1 Mathématiques"},
+        ),
     ]
 
 
@@ -83,10 +132,15 @@ def _apply_changes(dsn: str, case: Case) -> None:
     cols = list(case.row)
     where, args = _where(case)
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f"INSERT INTO apogee.{case.table} ({', '.join(cols)}) "
-                     f"VALUES ({', '.join(['%s'] * len(cols))})", list(case.row.values()))
+        conn.execute(
+            f"INSERT INTO apogee.{case.table} ({', '.join(cols)}) "
+            f"VALUES ({', '.join(['%s'] * len(cols))})",
+            list(case.row.values()),
+        )
         sets = ", ".join(f"{k} = %s" for k in case.change)
-        conn.execute(f"UPDATE apogee.{case.table} SET {sets} WHERE {where}", [*case.change.values(), *args])
+        conn.execute(
+            f"UPDATE apogee.{case.table} SET {sets} WHERE {where}", [*case.change.values(), *args]
+        )
         conn.execute(f"DELETE FROM apogee.{case.table} WHERE {where}", args)
 
 
@@ -97,7 +151,10 @@ def _mine(case: Case, records: list[Record]) -> list[Record]:
         if r.value is None:
             return True
         image = r.value.get("after") or r.value.get("before") or {}
-        return all(image.get(k) == _jsonish(v) for k, v in case.row.items() if k in _pk_columns(case.table))
+        return all(
+            image.get(k) == _jsonish(v) for k, v in case.row.items() if k in _pk_columns(case.table)
+        )
+
     return [r for r in records if matches(r)]
 
 
@@ -112,7 +169,9 @@ def test_insert_update_delete_arrive_with_debezium_envelope(services: Services, 
         mine = _mine(case, records)
         return len(mine) >= 4 and mine[-1].value is None
 
-    events = _mine(case, read_until(services.bootstrap_servers, topic, complete, start, timeout_s=90))
+    events = _mine(
+        case, read_until(services.bootstrap_servers, topic, complete, start, timeout_s=90)
+    )
     create, update, delete, tombstone = events[-4:]
     expected_after = {k: _jsonish(v) for k, v in case.row.items()}
     updated = {**expected_after, **{k: _jsonish(v) for k, v in case.change.items()}}

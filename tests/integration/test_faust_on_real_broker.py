@@ -29,11 +29,20 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def probe(services: Services, tmp_path: Path) -> Iterator[str]:
     app_id = f"probe-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "PROBE_APP_ID": app_id, "PROBE_BROKER": services.bootstrap_servers,
-           "PROBE_DATADIR": str(tmp_path / "data")}
+    env = {
+        **os.environ,
+        "PROBE_APP_ID": app_id,
+        "PROBE_BROKER": services.bootstrap_servers,
+        "PROBE_DATADIR": str(tmp_path / "data"),
+    }
     log = (tmp_path / "probe.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "tests.support.faust_probe", "worker", "-l", "info"],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.faust_probe", "worker", "-l", "info"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         yield app_id
     finally:
@@ -53,14 +62,22 @@ def test_faust_worker_keeps_a_table_from_debezium_events(services: Services, pro
     kept, assigned_later, deleted = ind, ind + 1, ind + 2
     with psycopg.connect(services.postgres_dsn, autocommit=True) as conn:
         for cod in (kept, assigned_later, deleted):
-            conn.execute("INSERT INTO apogee.individu (cod_ind, cod_etu, lib_nom_pat_ind) VALUES (%s, %s, 'X')",
-                         (cod, None if cod == assigned_later else cod - 80_000_000))
-        conn.execute("UPDATE apogee.individu SET cod_etu = %s WHERE cod_ind = %s",
-                     (assigned_later - 70_000_000, assigned_later))
+            conn.execute(
+                "INSERT INTO apogee.individu (cod_ind, cod_etu, lib_nom_pat_ind) "
+                "VALUES (%s, %s, 'X')",
+                (cod, None if cod == assigned_later else cod - 80_000_000),
+            )
+        conn.execute(
+            "UPDATE apogee.individu SET cod_etu = %s WHERE cod_ind = %s",
+            (assigned_later - 70_000_000, assigned_later),
+        )
         conn.execute("DELETE FROM apogee.individu WHERE cod_ind = %s", (deleted,))
 
-    expected = {str(kept): kept - 80_000_000, str(assigned_later): assigned_later - 70_000_000,
-                str(deleted): None}
+    expected = {
+        str(kept): kept - 80_000_000,
+        str(assigned_later): assigned_later - 70_000_000,
+        str(deleted): None,
+    }
 
     def latest(records: list[Record]) -> dict[str, object]:
         out: dict[str, object] = {}
@@ -70,6 +87,7 @@ def test_faust_worker_keeps_a_table_from_debezium_events(services: Services, pro
         return out
 
     changelog = f"{probe}-cod_etu-changelog"
-    records = read_until(services.bootstrap_servers, changelog, lambda rs: latest(rs) == expected,
-                         timeout_s=120)
+    records = read_until(
+        services.bootstrap_servers, changelog, lambda rs: latest(rs) == expected, timeout_s=120
+    )
     assert latest(records) == expected

@@ -15,8 +15,15 @@ from tests.support.backends import Services
 pytestmark = pytest.mark.integration
 
 # Keys whose validation needs a live database (connection refused / unknown host).
-CONNECTION_KEYS = {"database.hostname", "database.port", "database.user", "database.password",
-                   "database.dbname", "database.pdb.name", "database.url"}
+CONNECTION_KEYS = {
+    "database.hostname",
+    "database.port",
+    "database.user",
+    "database.password",
+    "database.dbname",
+    "database.pdb.name",
+    "database.url",
+}
 
 
 # Keys defined outside the connector's own ConfigDef, so absent from the validation
@@ -30,8 +37,11 @@ def _validate(services: Services, spec: dict[str, object]) -> dict[str, object]:
     config = spec["config"]
     assert isinstance(config, dict)
     plugin = str(config["connector.class"]).rsplit(".", 1)[-1]
-    resp = httpx.put(f"{services.connect_url}/connector-plugins/{plugin}/config/validate",
-                     json={**config, "name": spec["name"]}, timeout=180)
+    resp = httpx.put(
+        f"{services.connect_url}/connector-plugins/{plugin}/config/validate",
+        json={**config, "name": spec["name"]},
+        timeout=180,
+    )
     assert resp.status_code == 200, resp.text[:1000]
     return dict(resp.json())
 
@@ -46,8 +56,11 @@ def _errors(result: dict[str, object]) -> dict[str, list[str]]:
 
 
 def _defined(result: dict[str, object]) -> set[str]:
-    return {item["definition"]["name"] for item in result["configs"]  # type: ignore[attr-defined]
-            if item.get("definition")}
+    return {
+        item["definition"]["name"]
+        for item in result["configs"]  # type: ignore[attr-defined]
+        if item.get("definition")
+    }
 
 
 def test_oracle_plugin_is_loaded(services: Services) -> None:
@@ -62,8 +75,11 @@ def test_oracle_connector_config_has_no_unknown_or_invalid_keys(services: Servic
     result = _validate(services, spec)
     errors = {k: v for k, v in _errors(result).items() if k not in CONNECTION_KEYS}
     assert errors == {}, errors
-    unknown = {k for k in set(spec["config"]) - _defined(result)  # type: ignore[arg-type]
-               if not k.startswith(PASS_THROUGH_PREFIXES)}
+    unknown = {
+        k
+        for k in set(spec["config"]) - _defined(result)  # type: ignore[arg-type]
+        if not k.startswith(PASS_THROUGH_PREFIXES)
+    }
     assert unknown == set(), f"keys the Oracle connector does not define: {sorted(unknown)}"
 
 

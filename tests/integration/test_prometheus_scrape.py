@@ -22,8 +22,9 @@ def served_value(services: Services) -> Iterator[float]:
     gauge = Gauge("reconciler_scrape_probe", "Set by the integration test", registry=registry)
     value = float(random.randint(1, 10**6))
     gauge.set(value)
-    server, thread = start_http_server(services.worker_metrics_port, services.worker_metrics_host,
-                                       registry=registry)
+    server, thread = start_http_server(
+        services.worker_metrics_port, services.worker_metrics_host, registry=registry
+    )
     try:
         yield value
     finally:
@@ -48,9 +49,14 @@ def test_prometheus_reports_a_successful_scrape(services: Services, served_value
     while time.monotonic() < deadline:
         target = _target(services.prometheus_url)
         if target and target["health"] == "up":
-            last = datetime.fromisoformat(str(target["lastScrape"]).replace("Z", "+00:00")).timestamp()
-            q = httpx.get(f"{services.prometheus_url}/api/v1/query",
-                          params={"query": "reconciler_scrape_probe"}, timeout=5).json()
+            last = datetime.fromisoformat(
+                str(target["lastScrape"]).replace("Z", "+00:00")
+            ).timestamp()
+            q = httpx.get(
+                f"{services.prometheus_url}/api/v1/query",
+                params={"query": "reconciler_scrape_probe"},
+                timeout=5,
+            ).json()
             samples = q["data"]["result"]
             if last >= started and samples and float(samples[0]["value"][1]) == served_value:
                 break

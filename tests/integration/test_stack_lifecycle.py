@@ -19,8 +19,13 @@ pytestmark = pytest.mark.integration
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "streams.cli", *args], capture_output=True,
-                          text=True, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def test_status_reports_every_part_healthy(services: Services) -> None:
@@ -47,9 +52,16 @@ def private_stack(services: Services, tmp_path: Path) -> Iterator[Stack]:
     """A second stack on free ports and its own state dir (jars shared with the main one)."""
     assert services.stack is not None
     kafka, controller, connect, pg, prom, metrics = free_ports(6)
-    cfg = StackConfig(state_dir=tmp_path / "state", kafka_port=kafka, controller_port=controller,
-                      connect_port=connect, postgres_port=pg, prometheus_port=prom,
-                      worker_metrics_port=metrics, kafka_heap="256m")
+    cfg = StackConfig(
+        state_dir=tmp_path / "state",
+        kafka_port=kafka,
+        controller_port=controller,
+        connect_port=connect,
+        postgres_port=pg,
+        prometheus_port=prom,
+        worker_metrics_port=metrics,
+        kafka_heap="256m",
+    )
     cfg.state_dir.mkdir(parents=True)
     (cfg.state_dir / "jars").symlink_to(services.stack.cfg.jars_dir)
     stack = Stack(cfg)
@@ -74,7 +86,10 @@ def test_parts_start_idempotently_and_down_stops_everything(private_stack: Stack
 
     s.down(report=lambda _: None)
     for pid in pids:
-        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+        assert (
+            not Path(f"/proc/{pid}").exists()
+            or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+        )
     for port in (cfg.postgres_port, cfg.kafka_port, cfg.prometheus_port):
         assert not port_open(cfg.host, port)
     assert not s.healthy()

@@ -37,11 +37,15 @@ def started_containers() -> Iterator[Services]:  # pragma: no cover - needs Dock
             .with_network(net)
             .with_network_aliases("postgres")
         )
-        kafka = KafkaContainer(KAFKA_IMAGE).with_kraft().with_network(net).with_network_aliases("kafka")
+        kafka = (
+            KafkaContainer(KAFKA_IMAGE).with_kraft().with_network(net).with_network_aliases("kafka")
+        )
         with pg, kafka:
             import psycopg
 
-            with psycopg.connect(pg.get_connection_url().replace("+psycopg2", ""), autocommit=True) as c:
+            with psycopg.connect(
+                pg.get_connection_url().replace("+psycopg2", ""), autocommit=True
+            ) as c:
                 c.execute(SCHEMA_SQL.read_text().encode())
             connect = (
                 DockerContainer(CONNECT_IMAGE)
@@ -71,7 +75,9 @@ def started_containers() -> Iterator[Services]:  # pragma: no cover - needs Dock
                 yield Services(
                     bootstrap_servers=kafka.get_bootstrap_server(),
                     connect_url=url,
-                    postgres_dsn=pg.get_connection_url().replace("postgresql+psycopg2", "postgresql"),
+                    postgres_dsn=pg.get_connection_url().replace(
+                        "postgresql+psycopg2", "postgresql"
+                    ),
                     prometheus_url=f"http://{prom.get_container_host_ip()}:{prom.get_exposed_port(9090)}",
                     worker_metrics_host="host.docker.internal",
                     worker_metrics_port=9464,
@@ -83,7 +89,9 @@ def _register(url: str) -> None:  # pragma: no cover - needs Docker
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
-            r = httpx.put(f"{url}/connectors/{spec['name']}/config", json=spec["config"], timeout=10)
+            r = httpx.put(
+                f"{url}/connectors/{spec['name']}/config", json=spec["config"], timeout=10
+            )
             if r.status_code in (200, 201):
                 return
         except httpx.HTTPError:

@@ -32,8 +32,10 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         meta = consumer.list_topics(topic, timeout=10).topics[topic]
         if meta.error is not None:
             return {}
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                for p in meta.partitions}
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in meta.partitions
+        }
     finally:
         consumer.close()
 
@@ -49,13 +51,15 @@ def read_until(
 
     Raises AssertionError with what was seen when the deadline passes.
     """
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": f"t-{uuid.uuid4()}",
-        "enable.auto.commit": False,
-        "auto.offset.reset": "earliest",
-        "topic.metadata.refresh.interval.ms": 1000,
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"t-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "topic.metadata.refresh.interval.ms": 1000,
+        }
+    )
     records: list[Record] = []
     deadline = time.monotonic() + timeout_s
     try:
@@ -64,14 +68,23 @@ def read_until(
         while time.monotonic() < deadline:
             msg = consumer.poll(0.5)
             if msg is not None and msg.error() is None:
-                records.append(Record(msg.topic(), msg.partition(), msg.offset(),
-                                      _decode(msg.key()), _decode(msg.value())))
+                records.append(
+                    Record(
+                        msg.topic(),
+                        msg.partition(),
+                        msg.offset(),
+                        _decode(msg.key()),
+                        _decode(msg.value()),
+                    )
+                )
             if done(records):
                 return records
     finally:
         consumer.close()
-    raise AssertionError(f"{topic}: condition not met within {timeout_s}s; saw {len(records)} records: "
-                         f"{[(r.key, (r.value or {}).get('op') if isinstance(r.value, dict) else r.value) for r in records[-10:]]}")
+    last = [(r.key, r.value.get("op") if isinstance(r.value, dict) else r.value) for r in records[-10:]]
+    raise AssertionError(
+        f"{topic}: condition not met within {timeout_s}s; saw {len(records)} records, last: {last}"
+    )
 
 
 def _wait_partitions(consumer: Consumer, topic: str, deadline: float) -> list[int]:

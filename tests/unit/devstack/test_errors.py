@@ -23,7 +23,9 @@ def test_port_taken_names_the_port_and_the_setting(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        with pytest.raises(StackError, match=rf"port {port} is taken.*RECONCILER_STACK_PROMETHEUS_PORT"):
+        with pytest.raises(
+            StackError, match=rf"port {port} is taken.*RECONCILER_STACK_PROMETHEUS_PORT"
+        ):
             Prometheus(_cfg(tmp_path, prometheus_port=port)).start()
 
 
@@ -35,7 +37,9 @@ def test_java_missing_is_reported(tmp_path: Path) -> None:
 
 def test_refused_download_points_to_the_maven_log(tmp_path: Path) -> None:
     fake_mvn = tmp_path / "mvn"
-    fake_mvn.write_text("#!/bin/sh\necho 'Could not transfer artifact: status code 403' >&2\nexit 1\n")
+    fake_mvn.write_text(
+        "#!/bin/sh\necho 'Could not transfer artifact: status code 403' >&2\nexit 1\n"
+    )
     fake_mvn.chmod(fake_mvn.stat().st_mode | stat.S_IEXEC)
     cfg = _cfg(tmp_path, mvn=str(fake_mvn))
     with pytest.raises(StackError, match="Maven could not resolve") as err:
@@ -45,7 +49,7 @@ def test_refused_download_points_to_the_maven_log(tmp_path: Path) -> None:
 
 
 def test_maven_missing_is_reported(tmp_path: Path) -> None:
-    with pytest.raises(StackError, match="Maven .* not found"):
+    with pytest.raises(StackError, match=r"Maven .* not found"):
         ensure_jars(_cfg(tmp_path, mvn="/nonexistent/mvn"))
 
 

@@ -81,7 +81,9 @@ def read_until(
                 return records
     finally:
         consumer.close()
-    last = [(r.key, r.value.get("op") if isinstance(r.value, dict) else r.value) for r in records[-10:]]
+    last = [
+        (r.key, r.value.get("op") if isinstance(r.value, dict) else r.value) for r in records[-10:]
+    ]
     raise AssertionError(
         f"{topic}: condition not met within {timeout_s}s; saw {len(records)} records, last: {last}"
     )

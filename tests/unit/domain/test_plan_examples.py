@@ -130,3 +130,17 @@ def test_the_global_guard_holds_removals_across_courses() -> None:
     assert sum(len(p.removals) for p in guarded) == 0 and sum(len(p.held) for p in guarded) == 6
     approved = admit_global(plans, GlobalLoad(0, 6), policy, Approvals(everywhere=T0 + HOUR))
     assert sum(len(p.removals) for p in approved) == 6
+
+
+def test_a_trickle_of_small_removals_inside_the_window_is_still_a_mass_removal() -> None:
+    policy = PlanPolicy(grace=HOUR, guard=GuardPolicy(window=24 * HOUR, course_max_count=3))
+    users = [str(i) for i in range(10)]
+    desired, ledger = desired_of(users, T0), ledger_of([entry(u, T0) for u in users])
+    now = T0
+    for pair in (users[0:2], users[2:4]):  # two small batches, an hour and a half apart
+        for user in pair:
+            desired = retract(desired, user, now)
+        now += 90 * timedelta(minutes=1)
+        result = plan(desired, ledger, policy, now)
+        ledger = apply_all(ledger, result.commands, now)
+    assert len(result.removals) == 0 and len(result.held) == 2  # 2 + 2 > 3 within 24 h

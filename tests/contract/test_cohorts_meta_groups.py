@@ -11,8 +11,13 @@ pytestmark = pytest.mark.contract
 INVALID = "Invalid parameter value detected"
 
 
-def _member(cohort: str, user: str, ctype: str = "idnumber", utype: str = "username") -> dict[str, object]:
-    return {"cohorttype": {"type": ctype, "value": cohort}, "usertype": {"type": utype, "value": user}}
+def _member(
+    cohort: str, user: str, ctype: str = "idnumber", utype: str = "username"
+) -> dict[str, object]:
+    return {
+        "cohorttype": {"type": ctype, "value": cohort},
+        "usertype": {"type": utype, "value": user},
+    }
 
 
 async def _add(target: Target, *members: dict[str, object]) -> object:
@@ -31,7 +36,10 @@ async def test_add_members_reports_warnings_not_errors(target: Target) -> None:
     )
     assert body == {
         "warnings": [
-            {"warningcode": "3", "message": "record already exists: cohort(idnumber=CONTRACT-CH2 username=ct_u1)"},
+            {
+                "warningcode": "3",
+                "message": "record already exists: cohort(idnumber=CONTRACT-CH2 username=ct_u1)",
+            },
             {"warningcode": "1", "message": "invalid parameter: usertype=email"},
             {"warningcode": "2", "message": "cohort idnumber=NO-SUCH-COHORT not exists"},
             {"warningcode": "2", "message": "user username=no_such_user not exists"},
@@ -46,7 +54,8 @@ async def test_delete_member_non_member_is_silent(target: Target) -> None:
 
 async def test_delete_member_missing_cohort_or_user(target: Target) -> None:
     body = await target.call(
-        "core_cohort_delete_cohort_members", {"members": [{"cohortid": MISSING, "userid": target.user("ct_u1")}]}
+        "core_cohort_delete_cohort_members",
+        {"members": [{"cohortid": MISSING, "userid": target.user("ct_u1")}]},
     )
     target.assert_error(body, "invalidrecord", "Can't find data record in database table cohort.")
     body = await target.call(
@@ -58,24 +67,39 @@ async def test_delete_member_missing_cohort_or_user(target: Target) -> None:
 
 
 async def test_create_cohort_then_duplicate_idnumber(target: Target) -> None:
-    cohort = {"categorytype": {"type": "system", "value": ""}, "name": "Created", "idnumber": "CONTRACT-NEW"}
+    cohort = {
+        "categorytype": {"type": "system", "value": ""},
+        "name": "Created",
+        "idnumber": "CONTRACT-NEW",
+    }
     [created] = await target.call("core_cohort_create_cohorts", {"cohorts": [cohort]})
-    assert (created["idnumber"], created["name"], created["visible"]) == ("CONTRACT-NEW", "Created", True)
+    assert (created["idnumber"], created["name"], created["visible"]) == (
+        "CONTRACT-NEW",
+        "Created",
+        True,
+    )
     body = await target.call("core_cohort_create_cohorts", {"cohorts": [cohort]})
     target.assert_error(
         body, "invalidparameter", INVALID, debuginfo="record already exists: idnumber=CONTRACT-NEW"
     )
     found = await target.call(
-        "core_cohort_search_cohorts", {"query": "CONTRACT-NEW", "context": {"contextid": 1}, "includes": "all"}
+        "core_cohort_search_cohorts",
+        {"query": "CONTRACT-NEW", "context": {"contextid": 1}, "includes": "all"},
     )
     assert [c["id"] for c in found["cohorts"]] == [created["id"]]
 
 
 async def test_search_cohorts_requires_a_context(target: Target) -> None:
     body = await target.call("core_cohort_search_cohorts", {"query": "CONTRACT"})
-    target.assert_error(body, "invalidparameter", INVALID, debuginfo="Missing required key in single structure: context")
+    target.assert_error(
+        body,
+        "invalidparameter",
+        INVALID,
+        debuginfo="Missing required key in single structure: context",
+    )
     found = await target.call(
-        "core_cohort_search_cohorts", {"query": "contract-ch", "context": {"contextlevel": "system"}}
+        "core_cohort_search_cohorts",
+        {"query": "contract-ch", "context": {"contextlevel": "system"}},
     )
     assert {c["idnumber"] for c in found["cohorts"]} >= {"CONTRACT-CH1", "CONTRACT-CH2"}
 
@@ -106,21 +130,27 @@ async def test_cohort_member_removed_is_suspended_when_configured(
     [user] = await target.enrolled(target.course("CT-COHORT"), onlysuspended="1")
     assert [r["shortname"] for r in user["roles"]] == roles
     await _add(target, _member("CONTRACT-CH1", "ct_u5"))  # back in the cohort: reactivated
-    assert await target.enrolled_ids(target.course("CT-COHORT"), onlyactive="1") == [target.user("ct_u5")]
+    assert await target.enrolled_ids(target.course("CT-COHORT"), onlyactive="1") == [
+        target.user("ct_u5")
+    ]
 
 
-# -- meta links -------------------------------------------------------------------------------------
+# -- meta links -----------------------------------------------------------------------------------
 
 
 async def test_meta_link_syncs_enrolments_and_is_idempotent(target: Target) -> None:
     meta, child = target.course("CT-META"), target.course("CT-C1")
-    await target.enrol({"roleid": target.role("student"), "userid": target.user("ct_u1"), "courseid": child})
+    await target.enrol(
+        {"roleid": target.role("student"), "userid": target.user("ct_u1"), "courseid": child}
+    )
     link = {"metacourseid": meta, "courseid": str(child)}
     assert await target.call("enrol_meta_add_instances", {"instances": [link]}) == [
         {"metacourseid": meta, "courseid": str(child), "status": True}
     ]
     assert await target.enrolled_ids(meta, onlyactive="1") == [target.user("ct_u1")]
-    await target.enrol({"roleid": target.role("student"), "userid": target.user("ct_u2"), "courseid": child})
+    await target.enrol(
+        {"roleid": target.role("student"), "userid": target.user("ct_u2"), "courseid": child}
+    )
     assert await target.enrolled_ids(meta) == [target.user("ct_u1"), target.user("ct_u2")]
     again = await target.call("enrol_meta_add_instances", {"instances": [link]})
     assert again == [{"metacourseid": meta, "courseid": str(child), "status": False}]
@@ -128,7 +158,9 @@ async def test_meta_link_syncs_enrolments_and_is_idempotent(target: Target) -> N
 
 async def test_meta_delete_removes_link_and_its_enrolments(target: Target) -> None:
     meta, child = target.course("CT-META"), target.course("CT-C1")
-    await target.enrol({"roleid": target.role("student"), "userid": target.user("ct_u1"), "courseid": child})
+    await target.enrol(
+        {"roleid": target.role("student"), "userid": target.user("ct_u1"), "courseid": child}
+    )
     link = {"metacourseid": meta, "courseid": str(child)}
     await target.call("enrol_meta_add_instances", {"instances": [link]})
     assert await target.call("enrol_meta_delete_instances", {"instances": [link]}) == [
@@ -145,29 +177,42 @@ async def test_meta_errors(target: Target) -> None:
     )
     target.assert_error(
         body, "invalidparameter", INVALID,
-        debuginfo=f"Meta course ID = {MISSING} doesn't exist or you don't have permission to add an "
+        debuginfo=f"Meta course ID = {MISSING} doesn't exist or you don't have permission to add "
+        "an "
         "enrolment instance.",
     )  # fmt: skip
     body = await target.call("enrol_meta_add_instances", {"instances": []})
     target.assert_error(body, "invalidparameter", INVALID, debuginfo="No instances specified")
 
 
-# -- groups -----------------------------------------------------------------------------------------
+# -- groups ---------------------------------------------------------------------------------------
 
 
 async def test_group_members(target: Target) -> None:
     group, user = target.group("CT-G1"), target.user("ct_u1")
-    body = await target.call("core_group_add_group_members", {"members": [{"groupid": group, "userid": user}]})
-    target.assert_error(body, "invalidparameter", INVALID, debuginfo="Only enrolled users may be members of groups")
-    await target.enrol({"roleid": target.role("student"), "userid": user, "courseid": target.course("CT-C1")})
+    body = await target.call(
+        "core_group_add_group_members", {"members": [{"groupid": group, "userid": user}]}
+    )
+    target.assert_error(
+        body, "invalidparameter", INVALID, debuginfo="Only enrolled users may be members of groups"
+    )
+    await target.enrol(
+        {"roleid": target.role("student"), "userid": user, "courseid": target.course("CT-C1")}
+    )
     for _ in range(2):  # a repeat is not an error
-        assert await target.call("core_group_add_group_members", {"members": [{"groupid": group, "userid": user}]}) is None
+        assert (
+            await target.call(
+                "core_group_add_group_members", {"members": [{"groupid": group, "userid": user}]}
+            )
+            is None
+        )
     [enrolled] = await target.enrolled(target.course("CT-C1"))
     assert [g["id"] for g in enrolled["groups"]] == [group]
 
 
 async def test_group_missing(target: Target) -> None:
     body = await target.call(
-        "core_group_add_group_members", {"members": [{"groupid": MISSING, "userid": target.user("ct_u1")}]}
+        "core_group_add_group_members",
+        {"members": [{"groupid": MISSING, "userid": target.user("ct_u1")}]},
     )
     target.assert_error(body, "invalidrecord", "Can't find data record in database table groups.")

@@ -13,8 +13,14 @@ pytestmark = pytest.mark.contract
 INVALID = "Invalid parameter value detected"
 
 
-def _row(target: Target, user: str = "ct_u1", course: str = "CT-C1", role: str = "student") -> dict[str, int]:
-    return {"roleid": target.role(role), "userid": target.user(user), "courseid": target.course(course)}
+def _row(
+    target: Target, user: str = "ct_u1", course: str = "CT-C1", role: str = "student"
+) -> dict[str, int]:
+    return {
+        "roleid": target.role(role),
+        "userid": target.user(user),
+        "courseid": target.course(course),
+    }
 
 
 async def _roles(target: Target, course: str, user: str) -> list[str]:
@@ -53,7 +59,9 @@ async def test_omitted_times_are_reset_to_zero(target: Target) -> None:
     await target.enrol(_row(target))  # no timeend ⇒ 0 ⇒ no end date
     assert await target.enrolled_ids(course, onlyactive="1") == [target.user("ct_u1")]
     if target.running is not None:
-        ue = target.running.state.ue[(target.running.state.manual_instance(course).id, target.user("ct_u1"))]  # type: ignore[union-attr]
+        ue = target.running.state.ue[
+            (target.running.state.manual_instance(course).id, target.user("ct_u1"))
+        ]  # type: ignore[union-attr]
         assert (ue.timestart, ue.timeend, ue.status) == (0, 0, 0)
 
 
@@ -63,12 +71,16 @@ async def test_different_role_is_added_beside_the_first(target: Target) -> None:
     assert await _roles(target, "CT-C1", "ct_u1") == ["editingteacher", "student"]
 
 
-@pytest.mark.parametrize(("first", "second", "expect"), [(1, 0, "onlyactive"), (0, 1, "onlysuspended")])
+@pytest.mark.parametrize(
+    ("first", "second", "expect"), [(1, 0, "onlyactive"), (0, 1, "onlysuspended")]
+)
 async def test_two_rows_for_one_user_in_one_call_last_wins(
     target: Target, first: int, second: int, expect: str
 ) -> None:
     await target.enrol({**_row(target), "suspend": first}, {**_row(target), "suspend": second})
-    assert await target.enrolled_ids(target.course("CT-C1"), **{expect: "1"}) == [target.user("ct_u1")]
+    assert await target.enrolled_ids(target.course("CT-C1"), **{expect: "1"}) == [
+        target.user("ct_u1")
+    ]
 
 
 async def test_role_not_assignable(target: Target) -> None:
@@ -99,7 +111,8 @@ async def test_disabled_manual_instance_is_wsnoinstance(target: Target) -> None:
     target.assert_error(
         body,
         "wsnoinstance",
-        f"Manual enrolment plugin instance doesn't exist or is disabled for the course (id = {shown})",
+        "Manual enrolment plugin instance doesn't exist or is disabled for the course "
+        f"(id = {shown})",
     )
 
 
@@ -121,7 +134,8 @@ async def test_missing_user_depends_on_version(target: Target) -> None:
         target.assert_error(
             body,
             "codingerror",
-            "Coding error detected, it must be fixed by a programmer: User ID does not exist or is deleted!",
+            "Coding error detected, it must be fixed by a programmer: "
+            "User ID does not exist or is deleted!",
         )
 
 

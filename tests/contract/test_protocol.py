@@ -15,7 +15,11 @@ INVALID = "Invalid parameter value detected"
 
 
 def _row(target: Target, user: str = "ct_u1", course: str = "CT-C1") -> dict[str, int]:
-    return {"roleid": target.role("student"), "userid": target.user(user), "courseid": target.course(course)}
+    return {
+        "roleid": target.role("student"),
+        "userid": target.user(user),
+        "courseid": target.course(course),
+    }
 
 
 # -- 1. parameters --------------------------------------------------------------------------------
@@ -30,7 +34,9 @@ async def test_post_overrides_get(target: Target) -> None:
         "field": "username",
         "values[0]": "ct_u1",
     }
-    response = await target.raw(get=get, post=[("field", "id"), ("values[0]", str(target.user("ct_u2")))])
+    response = await target.raw(
+        get=get, post=[("field", "id"), ("values[0]", str(target.user("ct_u2")))]
+    )
     assert [u["id"] for u in response.json()] == [target.user("ct_u2")]
 
 
@@ -76,7 +82,7 @@ async def test_unexpected_top_level_key_is_invalidparameter(target: Target) -> N
     )  # fmt: skip
 
 
-# -- 2. formats and error shape ---------------------------------------------------------------------
+# -- 2. formats and error shape -------------------------------------------------------------------
 
 
 async def test_default_and_unknown_formats_answer_xml(target: Target) -> None:
@@ -146,12 +152,16 @@ async def test_debuginfo_only_when_debugging(target: Target) -> None:
 
 
 async def test_token_is_checked_before_the_function(target: Target) -> None:
-    response = await target.raw(get={"wstoken": "bad", "wsfunction": "no_such", "moodlewsrestformat": "json"})
+    response = await target.raw(
+        get={"wstoken": "bad", "wsfunction": "no_such", "moodlewsrestformat": "json"}
+    )
     target.assert_error(response.json(), "invalidtoken")
 
 
 async def test_missing_token(target: Target) -> None:
-    response = await target.raw(get={"wsfunction": "core_webservice_get_site_info", "moodlewsrestformat": "json"})
+    response = await target.raw(
+        get={"wsfunction": "core_webservice_get_site_info", "moodlewsrestformat": "json"}
+    )
     target.assert_error(response.json(), "invalidtoken", "Invalid token - token not found")
 
 
@@ -165,13 +175,22 @@ async def test_unknown_function_is_invalidrecord(target: Target) -> None:
 
 async def test_missing_function_name(target: Target) -> None:
     response = await target.raw(get={"wstoken": target.token("main"), "moodlewsrestformat": "json"})
-    target.assert_error(response.json(), "invalidparameter", INVALID, debuginfo="Missing function name")
+    target.assert_error(
+        response.json(), "invalidparameter", INVALID, debuginfo="Missing function name"
+    )
 
 
 async def test_function_outside_the_tokens_service_is_accessexception(target: Target) -> None:
     body = await target.call(
         "core_cohort_add_cohort_members",
-        {"members": [{"cohorttype": {"type": "id", "value": "1"}, "usertype": {"type": "id", "value": "1"}}]},
+        {
+            "members": [
+                {
+                    "cohorttype": {"type": "id", "value": "1"},
+                    "usertype": {"type": "id", "value": "1"},
+                }
+            ]
+        },
         token="restricted",
     )
     target.assert_error(body, "accessexception", "Access control exception")
@@ -192,7 +211,7 @@ async def test_parameters_are_validated_before_any_item(target: Target) -> None:
     target.assert_error(body, "invalidparameter", INVALID)
 
 
-# -- parameter validation messages (§1) -------------------------------------------------------------
+# -- parameter validation messages (§1) -----------------------------------------------------------
 
 _TYPE = 'Invalid external api parameter: the value is "{v}", the server was expecting "int" type'
 
@@ -216,13 +235,18 @@ async def test_validation_messages(
     else:
         row[field] = value
     body = await target.enrol(row)  # type: ignore[arg-type]
-    target.assert_error(body, "invalidparameter", INVALID, debuginfo=f"enrolments => {INVALID}: {inner}")
+    target.assert_error(
+        body, "invalidparameter", INVALID, debuginfo=f"enrolments => {INVALID}: {inner}"
+    )
 
 
 async def test_missing_list_cannot_be_sent_empty(target: Target) -> None:
     body = await target.call("enrol_manual_enrol_users", {"enrolments": []})
     target.assert_error(
-        body, "invalidparameter", INVALID, debuginfo="Missing required key in single structure: enrolments"
+        body,
+        "invalidparameter",
+        INVALID,
+        debuginfo="Missing required key in single structure: enrolments",
     )
 
 
@@ -254,14 +278,16 @@ async def test_first_error_rolls_back_every_earlier_row(target: Target) -> None:
     assert target.user("ct_u1") not in await target.enrolled_ids(target.course("CT-C1"))
 
 
-# -- §11: PHP max_input_vars --------------------------------------------------------------------
+# -- §11: PHP max_input_vars ----------------------------------------------------------------------
 
 
 async def test_max_input_vars_silently_drops_rows(target: Target) -> None:
     running = target.emulator("changing PHP max_input_vars")
     running.state.site.max_input_vars = 3 * 4 + 1  # wstoken + 4 rows of 3 vars, cut on a row edge
     users = ["ct_u1", "ct_u2", "ct_u3", "ct_u4", "ct_u5", "ct_u6"]
-    rows = [{"roleid": 5, "userid": target.user(u), "courseid": target.course("CT-C1")} for u in users]
+    rows = [
+        {"roleid": 5, "userid": target.user(u), "courseid": target.course("CT-C1")} for u in users
+    ]
     assert await target.enrol(*rows) is None  # "success"
     enrolled = await target.enrolled_ids(target.course("CT-C1"))
     assert enrolled == [target.user(u) for u in users[:4]]

@@ -11,8 +11,14 @@ pytestmark = pytest.mark.contract
 INVALID = "Invalid parameter value detected"
 
 
-def _enrol_row(target: Target, user: str = "ct_u1", course: str = "CT-C1", role: str = "student") -> dict[str, int]:
-    return {"roleid": target.role(role), "userid": target.user(user), "courseid": target.course(course)}
+def _enrol_row(
+    target: Target, user: str = "ct_u1", course: str = "CT-C1", role: str = "student"
+) -> dict[str, int]:
+    return {
+        "roleid": target.role(role),
+        "userid": target.user(user),
+        "courseid": target.course(course),
+    }
 
 
 def _row(target: Target, user: str = "ct_u1", course: str = "CT-C1") -> dict[str, int]:
@@ -48,7 +54,8 @@ async def test_roleid_on_unenrol_ignored_until_52_then_rejected(target: Target) 
     if target.at_least("5.2"):
         target.assert_error(
             body, "invalidparameter", INVALID,
-            debuginfo=f"enrolments => {INVALID}: Unexpected keys (roleid) detected in parameter array.",
+            debuginfo=f"enrolments => {INVALID}: "
+            "Unexpected keys (roleid) detected in parameter array.",
         )  # fmt: skip
         assert await target.enrolled_ids(target.course("CT-C1")) == [target.user("ct_u1")]
     else:
@@ -61,7 +68,9 @@ async def test_unenrol_missing_user_depends_on_version(target: Target) -> None:
     if target.at_least("5.1"):
         target.assert_error(body, "invaliduser", "Invalid user")
     else:
-        target.assert_error(body, "invalidparameter", INVALID, debuginfo=f"User id not exist: {MISSING}")
+        target.assert_error(
+            body, "invalidparameter", INVALID, debuginfo=f"User id not exist: {MISSING}"
+        )
 
 
 async def test_unenrol_missing_course_is_invalidrecord(target: Target) -> None:
@@ -78,7 +87,8 @@ async def test_unenrol_without_capability_is_nopermissions(target: Target) -> No
     body = await target.unenrol(_row(target), token="restricted")
     target.assert_error(
         body, "nopermissions",
-        "Sorry, but you do not currently have permissions to do that (Unenrol users from the course).",
+        "Sorry, but you do not currently have permissions to do that "
+        "(Unenrol users from the course).",
     )  # fmt: skip
 
 
@@ -89,7 +99,7 @@ async def test_unenrol_error_rolls_back_earlier_rows(target: Target) -> None:
     assert await target.enrolled_ids(target.course("CT-C1")) == [target.user("ct_u1")]
 
 
-# -- 6. data loss on the last unenrolment vs suspension ---------------------------------------------
+# -- 6. data loss on the last unenrolment vs suspension -------------------------------------------
 
 
 async def _enrol_in_group_with_grade(target: Target) -> None:
@@ -127,7 +137,9 @@ async def test_manual_role_survives_when_another_enrolment_remains(target: Targe
         "cohorttype": {"type": "idnumber", "value": "CONTRACT-CH1"},
         "usertype": {"type": "id", "value": str(target.user("ct_u1"))},
     }
-    assert await target.call("core_cohort_add_cohort_members", {"members": [member]}) == {"warnings": []}
+    assert await target.call("core_cohort_add_cohort_members", {"members": [member]}) == {
+        "warnings": []
+    }
     await target.enrol(_enrol_row(target, course="CT-COHORT", role="editingteacher"))
     await target.unenrol(_row(target, course="CT-COHORT"))
     [user] = await target.enrolled(course)

@@ -22,11 +22,15 @@ async def test_exception_class_names_follow_the_version(target: Target) -> None:
     prefix = "core\\exception\\" if target.at_least("4.5") else ""
     bad_param = await target.call("enrol_manual_enrol_users", {"enrolments": [{"roleid": "x"}]})
     assert bad_param["exception"] == prefix + "invalid_parameter_exception"
-    response = await target.raw(get={"wstoken": "nope", "wsfunction": "x", "moodlewsrestformat": "json"})
+    response = await target.raw(
+        get={"wstoken": "nope", "wsfunction": "x", "moodlewsrestformat": "json"}
+    )
     assert response.json()["exception"] == prefix + "moodle_exception"
     coding = await target.call("core_user_get_users_by_field", {"field": "nope", "values": ["1"]})
     assert coding["exception"] == prefix + "coding_exception"
-    missing = await target.call("enrol_manual_unenrol_users", {"enrolments": [{"userid": 1, "courseid": MISSING}]})
+    missing = await target.call(
+        "enrol_manual_unenrol_users", {"enrolments": [{"userid": 1, "courseid": MISSING}]}
+    )
     assert missing["exception"] == "dml_missing_record_exception"
 
 

@@ -53,8 +53,10 @@ _keys = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=6)
 _values = st.text(max_size=8).filter(lambda s: "\x00" not in s)
 _tree = st.recursive(
     _values,
-    lambda inner: st.lists(inner, min_size=1, max_size=3)
-    | st.dictionaries(_keys, inner, min_size=1, max_size=3),
+    lambda inner: (
+        st.lists(inner, min_size=1, max_size=3)
+        | st.dictionaries(_keys, inner, min_size=1, max_size=3)
+    ),
     max_leaves=12,
 )
 
@@ -76,27 +78,40 @@ def test_encoding_round_trips_through_php_parsing(params: dict[str, object]) -> 
     assert parsed == _php_shape(params)
 
 
+def _body(
+    errorcode: str | None, exception: str = "moodle_exception", message: str = "m"
+) -> dict[str, str]:
+    body = {"exception": exception, "message": message}
+    if errorcode is not None:
+        body["errorcode"] = errorcode
+    return body
+
+
+_EXTERNAL_FUNCTIONS = "Can't find data record in database table external_functions."
+
+
 @pytest.mark.parametrize(
     ("body", "cls"),
     [
-        ({"exception": "moodle_exception", "errorcode": "invalidtoken", "message": "x"}, InvalidToken),
-        ({"exception": "core\\exception\\moodle_exception", "errorcode": "invalidtoken", "message": "x"}, InvalidToken),
-        ({"exception": "dml_missing_record_exception", "errorcode": "invaliduser", "message": "Invalid user"}, InvalidUser),
-        ({"exception": "moodle_exception", "errorcode": "wsusercannotassign", "message": "x"}, RoleNotAssignable),
-        ({"exception": "moodle_exception", "errorcode": "wsnoinstance", "message": "x"}, NoManualInstance),
-        ({"exception": "moodle_exception", "errorcode": "sitemaintenance", "message": "x"}, SiteMaintenance),
-        ({"exception": "dml_write_exception", "errorcode": "dmlwriteexception", "message": "x"}, TransientDatabase),
+        (_body("invalidtoken"), InvalidToken),
+        (_body("invalidtoken", "core\\exception\\moodle_exception"), InvalidToken),
+        (_body("invaliduser", "dml_missing_record_exception"), InvalidUser),
+        (_body("wsusercannotassign"), RoleNotAssignable),
+        (_body("wsnoinstance"), NoManualInstance),
+        (_body("sitemaintenance"), SiteMaintenance),
+        (_body("dmlwriteexception", "dml_write_exception"), TransientDatabase),
         (
-            {"exception": "dml_missing_record_exception", "errorcode": "invalidrecord",
-             "message": "Can't find data record in database table external_functions."},
+            _body("invalidrecord", "dml_missing_record_exception", _EXTERNAL_FUNCTIONS),
             FunctionUnknown,
         ),
-        ({"exception": "Error", "message": "Attempt to assign property"}, MoodleBug),
-        ({"exception": "coding_exception", "errorcode": "codingerror", "message": "x"}, MoodleBug),
-        ({"exception": "whatever", "errorcode": "brandnewcode", "message": "x"}, MoodleBug),
+        (_body(None, "Error"), MoodleBug),
+        (_body("codingerror", "coding_exception"), MoodleBug),
+        (_body("brandnewcode", "whatever"), MoodleBug),
     ],
-)  # fmt: skip
-def test_errors_are_typed_by_errorcode_not_class(body: dict[str, object], cls: type[MoodleError]) -> None:
+)
+def test_errors_are_typed_by_errorcode_not_class(
+    body: dict[str, object], cls: type[MoodleError]
+) -> None:
     error = error_from_body(body, "f")
     assert type(error) is cls
     assert error.errorcode == body.get("errorcode")

@@ -31,7 +31,12 @@ from streams.moodle.errors import (
 )
 
 TOKEN = "s3cr3t-token-value"
-SITE_INFO = {"sitename": "s", "userid": 3, "release": "5.2dev (Build: 20260105)", "version": "2026010500.00"}
+SITE_INFO = {
+    "sitename": "s",
+    "userid": 3,
+    "release": "5.2dev (Build: 20260105)",
+    "version": "2026010500.00",
+}
 
 
 def settings(**kw: object) -> MoodleSettings:
@@ -65,17 +70,25 @@ def client(recorder: Recorder, sleeps: list[float] | None = None, **kw: object) 
 
 def ok(value: object) -> httpx.Response:
     # Not httpx's json=: it sends no body at all for None, while Moodle sends "null".
-    return httpx.Response(200, content=json.dumps(value).encode(), headers={"Content-Type": "application/json"})
+    return httpx.Response(
+        200, content=json.dumps(value).encode(), headers={"Content-Type": "application/json"}
+    )
 
 
-def error(errorcode: str, exception: str = "moodle_exception", message: str = "m") -> httpx.Response:
-    return httpx.Response(200, json={"exception": exception, "errorcode": errorcode, "message": message})
+def error(
+    errorcode: str, exception: str = "moodle_exception", message: str = "m"
+) -> httpx.Response:
+    return httpx.Response(
+        200, json={"exception": exception, "errorcode": errorcode, "message": message}
+    )
 
 
 async def test_wire_format_post_form_json_and_token_only_in_body() -> None:
     recorder = Recorder(lambda f, form: ok(None))
     async with client(recorder) as moodle:
-        outcomes = await moodle.enrol_manual_enrol_users([Enrolment(userid=7, courseid=9, roleid=5)])
+        outcomes = await moodle.enrol_manual_enrol_users(
+            [Enrolment(userid=7, courseid=9, roleid=5)]
+        )
     assert [o.status for o in outcomes] == [Status.APPLIED]
     [request] = recorder.requests
     assert request.method == "POST"
@@ -106,7 +119,9 @@ async def test_token_never_in_repr_errors_or_logs(caplog: pytest.LogCaptureFixtu
     assert "retry 1/1" in caplog.text
 
 
-async def test_secret_can_come_from_a_secrets_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_secret_can_come_from_a_secrets_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "moodle_token").write_text(TOKEN)
     monkeypatch.setenv("MOODLE_URL", "https://moodle.test")
     monkeypatch.delenv("MOODLE_TOKEN", raising=False)
@@ -139,7 +154,9 @@ async def test_timeouts_and_network_errors_are_retry_later() -> None:
     async def no_sleep(seconds: float) -> None:
         return None
 
-    moodle = MoodleClient(settings(max_attempts=3), transport=httpx.MockTransport(answer), sleep=no_sleep)
+    moodle = MoodleClient(
+        settings(max_attempts=3), transport=httpx.MockTransport(answer), sleep=no_sleep
+    )
     with pytest.raises(RequestTimeout):
         await moodle.call("core_webservice_get_site_info")
     await moodle.aclose()
@@ -166,7 +183,9 @@ async def test_rest_disabled_403_and_garbage_bodies() -> None:
     async with client(Recorder(lambda f, form: httpx.Response(403))) as moodle:
         with pytest.raises(CallRejected):
             await moodle.call("core_webservice_get_site_info")
-    async with client(Recorder(lambda f, form: httpx.Response(200, text="<b>Notice</b>"))) as moodle:
+    async with client(
+        Recorder(lambda f, form: httpx.Response(200, text="<b>Notice</b>"))
+    ) as moodle:
         with pytest.raises(MoodleBug):
             await moodle.call("core_webservice_get_site_info")
 
@@ -180,7 +199,9 @@ async def test_maintenance_outlasting_the_retries_defers_the_batch() -> None:
     assert len(recorder.requests) == 3
 
 
-@pytest.mark.parametrize(("release", "sent"), [("5.1 (Build: 1)", True), ("5.2dev (Build: 2)", False)])
+@pytest.mark.parametrize(
+    ("release", "sent"), [("5.1 (Build: 1)", True), ("5.2dev (Build: 2)", False)]
+)
 async def test_unenrol_sends_roleid_only_where_accepted(release: str, sent: bool) -> None:
     def answer(function: str, form: list[tuple[str, str]]) -> httpx.Response:
         if function == "core_webservice_get_site_info":
@@ -252,7 +273,8 @@ async def test_concurrency_is_bounded_by_the_semaphore() -> None:
         return httpx.Response(200, json=json.loads('{"ok": 1}'))
 
     moodle = MoodleClient(
-        settings(max_concurrency=3, rate_per_s=1000, rate_burst=1000), transport=httpx.MockTransport(answer)
+        settings(max_concurrency=3, rate_per_s=1000, rate_burst=1000),
+        transport=httpx.MockTransport(answer),
     )
     await asyncio.gather(*(moodle.call("core_webservice_get_site_info") for _ in range(20)))
     await moodle.aclose()

@@ -59,7 +59,9 @@ async def emulator() -> AsyncIterator[RunningEmulator]:
         yield running
 
 
-async def test_nothing_lost_under_errors_latency_and_lost_answers(emulator: RunningEmulator) -> None:
+async def test_nothing_lost_under_errors_latency_and_lost_answers(
+    emulator: RunningEmulator,
+) -> None:
     emulator.emulator.injector.configure(
         Faults(
             error_rate=0.25,
@@ -98,7 +100,9 @@ async def test_bad_items_are_isolated_and_the_rest_applied(emulator: RunningEmul
     assert emulator.emulator.stats.by_function["enrol_manual_enrol_users"] < 30
 
 
-async def test_concurrency_and_rate_limits_are_respected_at_the_server(emulator: RunningEmulator) -> None:
+async def test_concurrency_and_rate_limits_are_respected_at_the_server(
+    emulator: RunningEmulator,
+) -> None:
     emulator.emulator.injector.configure(Faults(latency=Latency(distribution="fixed", mean_ms=20)))
     async with client_for(emulator, max_concurrency=3, rate_per_s=40, rate_burst=4) as moodle:
         await asyncio.gather(*(moodle.call("core_webservice_get_site_info") for _ in range(40)))
@@ -144,7 +148,9 @@ async def test_maintenance_then_recovery_loses_nothing(emulator: RunningEmulator
 
 
 async def test_rate_limited_by_a_proxy_then_through(emulator: RunningEmulator) -> None:
-    emulator.emulator.injector.configure(Faults(rate_limit=RateLimit(rps=50, burst=2, retry_after_s=0)))
+    emulator.emulator.injector.configure(
+        Faults(rate_limit=RateLimit(rps=50, burst=2, retry_after_s=0))
+    )
     rows = [Enrolment(userid=100 + i, courseid=COURSE, roleid=5) for i in range(60)]
     async with client_for(emulator, max_batch_rows=5, max_attempts=20) as moodle:
         outcomes = await moodle.enrol_manual_enrol_users(rows)
@@ -157,7 +163,9 @@ async def test_rate_limited_by_a_proxy_then_through(emulator: RunningEmulator) -
 async def test_unenrol_adapts_to_the_site_version(version: str) -> None:
     async with running_emulator(seed(version=version)) as running:
         async with client_for(running) as moodle:
-            await moodle.enrol_manual_enrol_users([Enrolment(userid=100, courseid=COURSE, roleid=5)])
+            await moodle.enrol_manual_enrol_users(
+                [Enrolment(userid=100, courseid=COURSE, roleid=5)]
+            )
             outcomes = await moodle.enrol_manual_unenrol_users([Unenrolment(100, COURSE, roleid=5)])
         assert [o.status for o in outcomes] == [Status.APPLIED]
         assert enrolled(running) == set()
@@ -165,11 +173,16 @@ async def test_unenrol_adapts_to_the_site_version(version: str) -> None:
 
 async def test_reads_and_lookups_round_trip(emulator: RunningEmulator) -> None:
     async with client_for(emulator, page_size=7) as moodle:
-        rows = [Enrolment(userid=100 + i, courseid=COURSE, roleid=5, suspend=i % 2 == 1) for i in range(20)]
+        rows = [
+            Enrolment(userid=100 + i, courseid=COURSE, roleid=5, suspend=i % 2 == 1)
+            for i in range(20)
+        ]
         await moodle.enrol_manual_enrol_users(rows)
         active = await moodle.core_enrol_get_enrolled_users(COURSE, onlyactive=True)
         suspended = await moodle.core_enrol_get_enrolled_users(COURSE, onlysuspended=True)
-        users = await moodle.core_user_get_users_by_field("idnumber", [f"S{i:05d}" for i in range(300)])
+        users = await moodle.core_user_get_users_by_field(
+            "idnumber", [f"S{i:05d}" for i in range(300)]
+        )
         courses = await moodle.core_course_get_courses_by_field("shortname", "C")
     assert [u.id for u in active] == [100 + i for i in range(0, 20, 2)]
     assert [u.id for u in suspended] == [100 + i for i in range(1, 20, 2)]

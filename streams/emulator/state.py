@@ -460,10 +460,11 @@ def _load_course(state: State, course: Mapping[str, Any]) -> None:
             spec["customint1"] = next(
                 (k.id for k in state.cohorts.values() if k.idnumber == ref), ref
             )
-        if "metacourse" in spec:
-            spec["customint1"] = int(spec.pop("metacourse"))
+        if "linkedcourse" in spec:  # a meta instance: the course it mirrors
+            spec["customint1"] = int(spec.pop("linkedcourse"))
         if "welcome" in spec:
             spec["customint1"] = int(bool(spec.pop("welcome")))
+        spec.pop("courseid", None)  # present in snapshots
         iid = int(spec.pop("id", 0)) or state.next_id("enrol", state.instances)
         state.add_instance(Instance(id=iid, courseid=c.id, **spec))
     for group in course.get("groups", []):

@@ -26,8 +26,8 @@ class FactKind(StrEnum):
 class MembershipFact:
     """A reason for a membership. Identity is every field except ``provenance``.
 
-    ``provenance`` lists the source rows behind the fact, the deciding row first
-    (for a retracted fact, the change that retracted it comes first).
+    ``provenance`` lists the change that asserted (or retracted) the fact first, then the
+    source rows supporting it: the contract element and the administrative enrolment.
     """
 
     user: str

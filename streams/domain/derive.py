@@ -58,8 +58,6 @@ def element_facts(
     enrolment = None if group is None else valid_enrolment(group, policy)
     if user is None or group is None or enrolment is None:
         return frozenset()
-    person = state.person
-    assert person is not None
     return frozenset(
         MembershipFact(
             user,
@@ -69,7 +67,7 @@ def element_facts(
             key[2],
             elp,
             cod_ind=state.cod_ind,
-            provenance=(group.ice[elp].ref, enrolment.ref, person.ref),
+            provenance=(group.ice[elp].ref, enrolment.ref),
         )
         for elp in elements
         if _followed(group.ice.get(elp), policy)
@@ -81,7 +79,7 @@ def _stage_fact(
 ) -> frozenset[MembershipFact]:
     user, group = user_of(state), state.groups.get(key)
     enrolment = None if group is None else valid_enrolment(group, policy)
-    if user is None or enrolment is None or state.person is None:
+    if user is None or enrolment is None:
         return frozenset()
     fact = MembershipFact(
         user,
@@ -90,7 +88,7 @@ def _stage_fact(
         key[1],
         key[2],
         cod_ind=state.cod_ind,
-        provenance=(enrolment.ref, state.person.ref),
+        provenance=(enrolment.ref,),
     )
     return frozenset((fact,))
 

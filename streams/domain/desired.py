@@ -78,9 +78,17 @@ def apply_change(desired: CourseDesired, change: CourseChange, now: datetime) ->
 def apply_changes(
     desired: CourseDesired, changes: Iterable[CourseChange], now: datetime
 ) -> CourseDesired:
+    """A batch for one course (a burst coalesced by the agent): one copy, not one per change."""
+    entries = dict(desired.entries)
     for change in changes:
-        desired = apply_change(desired, change, now)
-    return desired
+        if change.course != desired.course:
+            raise ValueError(f"change for {change.course!r} applied to {desired.course!r}")
+        member = (change.fact.user, change.role)
+        old = entries.get(member)
+        new = _asserted(old, change, now) if change.asserted else _retracted(old, change.fact, now)
+        if new is not None:
+            entries[member] = new
+    return CourseDesired(desired.course, entries)
 
 
 def _asserted(
@@ -88,11 +96,11 @@ def _asserted(
 ) -> DesiredEnrolment:
     if old is None:
         fact = change.fact
-        return DesiredEnrolment(change.course, fact.user, change.role, frozenset((fact,)), now)
+        return DesiredEnrolment(change.course, fact.user, change.role, (fact,), now)
     if change.fact in old.facts:
         return old
     since = old.since if old.present else now
-    return replace(old, facts=old.facts | {change.fact}, since=since, withdrawn=())
+    return replace(old, facts=(*old.facts, change.fact), since=since, withdrawn=())
 
 
 def _retracted(
@@ -100,7 +108,7 @@ def _retracted(
 ) -> DesiredEnrolment | None:
     if old is None or fact not in old.facts:
         return old
-    remaining = old.facts - {fact}
+    remaining = tuple(f for f in old.facts if f != fact)
     if remaining:
         return replace(old, facts=remaining)
     return replace(old, facts=remaining, since=now, withdrawn=(fact,))

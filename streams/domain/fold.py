@@ -3,8 +3,9 @@
 A change is applied only if it is newer, by source position, than the last change
 seen for the same row (deleted rows included); duplicates, replays and late
 deliveries return the *same* state object and no effects, which a caller can count.
-Effects are the facts that appeared or disappeared; a retracted fact's provenance
-starts with the change that retracted it.
+Effects are the facts that appeared or disappeared; a fact's provenance starts with
+the change that asserted or retracted it, then the rows supporting it (contract
+element, administrative enrolment).
 """
 
 from __future__ import annotations
@@ -79,7 +80,13 @@ def _diff(
 ) -> tuple[Effect, ...]:
     if before == after:
         return ()
-    gone = tuple(
-        FactRetracted(replace(f, provenance=(cause, *f.provenance))) for f in before - after
-    )
-    return gone + tuple(FactAsserted(f) for f in after - before)
+    gone = tuple(FactRetracted(_caused_by(f, cause)) for f in before - after)
+    return gone + tuple(FactAsserted(_caused_by(f, cause)) for f in after - before)
+
+
+def _caused_by(fact: MembershipFact, cause: SourceRef) -> MembershipFact:
+    """Lineage: the change that asserted or retracted a fact comes first in its provenance."""
+    if fact.provenance[:1] == (cause,):
+        return fact
+    rest = tuple(ref for ref in fact.provenance if ref != cause)
+    return replace(fact, provenance=(cause, *rest))

@@ -87,11 +87,12 @@ def _additions(
 def _addition(
     entry: DesiredEnrolment, held: LedgerEntry | None, policy: PlanPolicy
 ) -> MoodleCommand | None:
-    target, facts = _target(entry, policy), _facts(entry.facts)
-    if held is None or (held.owned and held.status is EnrolmentStatus.UNENROLLED):
+    target = _target(entry, policy)
+    if held is not None and (not held.owned or _as_wanted(held, target)):
+        return None  # foreign, or already as wanted: the common case, kept cheap
+    facts = _facts(entry.facts)
+    if held is None or held.status is EnrolmentStatus.UNENROLLED:
         return MoodleCommand(CommandKind.ENROL, entry.course, entry.user, target, facts=facts)
-    if not held.owned or held.enrolment == target:
-        return None
     if held.status is EnrolmentStatus.SUSPENDED:
         return MoodleCommand(CommandKind.REACTIVATE, entry.course, entry.user, target, facts=facts)
     if held.enrolment.role != target.role:
@@ -106,8 +107,13 @@ def _addition(
     return MoodleCommand(CommandKind.ENROL, entry.course, entry.user, target, facts=facts)
 
 
-def _facts(facts: frozenset[MembershipFact]) -> tuple[MembershipFact, ...]:
-    return tuple(sorted(facts, key=repr))
+def _as_wanted(held: LedgerEntry, target: EnrolmentTuple) -> bool:
+    return held.status is EnrolmentStatus.ACTIVE and held.enrolment == target
+
+
+def _facts(facts: tuple[MembershipFact, ...]) -> tuple[MembershipFact, ...]:
+    """In a stable order (the audit trail compares equal across replays)."""
+    return facts if len(facts) < 2 else tuple(sorted(facts, key=repr))
 
 
 def _removable(entry: LedgerEntry, mode: RemovalMode) -> bool:

@@ -44,20 +44,25 @@ async def test_new_then_repeated_enrolment_is_one_enrolment_one_role(target: Tar
 
 async def test_suspend_then_resend_without_suspend_reactivates(target: Target) -> None:
     course = target.course("CT-C1")
-    await target.enrol({**_row(target), "suspend": 1})
-    assert await target.enrolled_ids(course, onlysuspended="1") == [target.user("ct_u1")]
+    u1, u2 = target.user("ct_u1"), target.user("ct_u2")
+    await target.enrol({**_row(target), "suspend": 1}, _row(target, "ct_u2"))  # u2: control, active
+    assert await target.enrolled_ids(course, onlysuspended="1") == [u1]
+    assert await target.enrolled_ids(course, onlyactive="1") == [u2]
     await target.enrol(_row(target))  # suspend omitted ⇒ ENROL_USER_ACTIVE
-    assert await target.enrolled_ids(course, onlyactive="1") == [target.user("ct_u1")]
+    assert await target.enrolled_ids(course, onlyactive="1") == [u1, u2]
     assert await target.enrolled_ids(course, onlysuspended="1") == []
 
 
 async def test_omitted_times_are_reset_to_zero(target: Target) -> None:
     course = target.course("CT-C1")
     past = int(time.time()) - 7 * 86400
-    await target.enrol({**_row(target), "timestart": past - 86400, "timeend": past})
-    assert await target.enrolled_ids(course, onlysuspended="1") == [target.user("ct_u1")]
+    u1, u2 = target.user("ct_u1"), target.user("ct_u2")
+    await target.enrol(
+        {**_row(target), "timestart": past - 86400, "timeend": past}, _row(target, "ct_u2")
+    )
+    assert await target.enrolled_ids(course, onlysuspended="1") == [u1]
     await target.enrol(_row(target))  # no timeend ⇒ 0 ⇒ no end date
-    assert await target.enrolled_ids(course, onlyactive="1") == [target.user("ct_u1")]
+    assert await target.enrolled_ids(course, onlyactive="1") == [u1, u2]
     if target.running is not None:
         ue = target.running.state.ue[
             (target.running.state.manual_instance(course).id, target.user("ct_u1"))
@@ -77,10 +82,12 @@ async def test_different_role_is_added_beside_the_first(target: Target) -> None:
 async def test_two_rows_for_one_user_in_one_call_last_wins(
     target: Target, first: int, second: int, expect: str
 ) -> None:
-    await target.enrol({**_row(target), "suspend": first}, {**_row(target), "suspend": second})
-    assert await target.enrolled_ids(target.course("CT-C1"), **{expect: "1"}) == [
-        target.user("ct_u1")
-    ]
+    control = {**_row(target, "ct_u2"), "suspend": first}  # stays in the state u1 leaves
+    await target.enrol(
+        {**_row(target), "suspend": first}, {**_row(target), "suspend": second}, control
+    )
+    selected = await target.enrolled_ids(target.course("CT-C1"), **{expect: "1"})
+    assert selected == [target.user("ct_u1")]
 
 
 async def test_role_not_assignable(target: Target) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,7 +234,9 @@ async def target(request: pytest.FixtureRequest) -> AsyncIterator[Target]:
                 tokens["restricted"] = os.environ["MOODLE_TOKEN_RESTRICTED"]
             real = Target("real", url.rstrip("/") + REST_PATH, tokens, "0.0", http)
             info = await real.call("core_webservice_get_site_info")
-            real.version = ".".join(info["release"].split(".")[:2]).split("dev")[0].split(" ")[0]
+            major_minor = re.match(r"(\d+)\.(\d+)", info["release"])
+            assert major_minor is not None, info["release"]
+            real.version = major_minor.group(0)  # "4.5.3 (Build…)", "5.0+", "5.2dev" → X.Y
             real.ids = await _real_ids(real)
             try:
                 yield real

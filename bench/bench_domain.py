@@ -1,4 +1,4 @@
-"""Domain benchmark: folds/s and plans/s at 1 M contract rows, memory per 100,000 desired enrolments.
+"""Domain benchmark: folds/s, plans/s at 1 M contract rows; memory per 100,000 desired enrolments.
 
 Not a test. Run: ``.venv/bin/python bench/bench_domain.py [--students 40000 --elements 25]``.
 One process, one core. Targets (issue 3): >= 50,000 changes folded/s; <= 100 MB per

@@ -3,8 +3,10 @@
 Every call: rate limit (token bucket) → concurrency slot (semaphore) → POST form to
 ``/webservice/rest/server.php`` (``wsfunction``/format in the query string, token in the body
 so it never reaches an access log) → typed error or value. Transient errors are retried with
-exponential backoff and full jitter; batched writes are cut to fit ``max_input_vars`` and
-bisected on item errors (see :mod:`streams.moodle.batching`).
+exponential backoff and full jitter; the rate itself follows an
+:class:`~streams.moodle.pacing.AdaptivePacer` (lower when latency rises or calls fail
+transiently, back up when latency is normal). Batched writes are cut to fit ``max_input_vars``
+and bisected on item errors (see :mod:`streams.moodle.batching`).
 
 Batches of one method are applied in order, one after another, so that Moodle's "last row
 wins" holds across batches too; run independent courses concurrently if more throughput is
@@ -32,6 +34,7 @@ from streams.moodle.errors import (
     CallRejected,
     InvalidParameter,
     MoodleBug,
+    MoodleError,
     RateLimited,
     RecordNotFound,
     RequestTimeout,
@@ -56,6 +59,7 @@ from streams.moodle.models import (
     Unenrolment,
     WsWarning,
 )
+from streams.moodle.pacing import AdaptivePacer, PacerSnapshot
 from streams.moodle.settings import MoodleSettings
 
 log = logging.getLogger(__name__)
@@ -91,6 +95,16 @@ class MoodleClient:
         self._bucket = TokenBucket(
             settings.rate_per_s, settings.rate_burst, clock=clock, sleep=sleep
         )
+        self._pacer = AdaptivePacer(
+            settings.rate_per_s,
+            min_rate=settings.min_rate_per_s,
+            latency_factor=settings.latency_factor,
+            latency_floor_s=settings.latency_floor_s,
+            recovery_step=settings.recovery_step_per_s,
+            window_s=settings.latency_window_s,
+            enabled=settings.latency_backoff_enabled,
+            clock=clock,
+        )
         self._backoff = Backoff(settings.backoff_base_s, 2.0, settings.backoff_cap_s)
         self._clock = clock
         self._sleep = sleep
@@ -99,6 +113,10 @@ class MoodleClient:
 
     def __repr__(self) -> str:
         return f"MoodleClient(url={self._settings.url!r})"
+
+    def pacing(self) -> PacerSnapshot:
+        """Effective call rate and why (for logs and metrics)."""
+        return self._pacer.snapshot()
 
     async def __aenter__(self) -> MoodleClient:
         return self
@@ -153,18 +171,40 @@ class MoodleClient:
                     headers={"Content-Type": "application/x-www-form-urlencoded"},
                 )
             except httpx.TimeoutException as exc:
+                self._pace(None, self._clock() - started)
                 raise RequestTimeout(
                     f"timeout: {type(exc).__name__}", wsfunction=wsfunction
                 ) from None
             except httpx.TransportError as exc:
+                self._pace(None, self._clock() - started)
                 raise TransportError(
                     f"network: {type(exc).__name__}", wsfunction=wsfunction
                 ) from None
+        elapsed = self._clock() - started
         log.debug(
             "moodle %s vars=%d status=%d in %.3fs",
-            wsfunction, len(form) + 2, response.status_code, self._clock() - started,
+            wsfunction, len(form) + 2, response.status_code, elapsed,
         )  # fmt: skip
-        return _decode(response, wsfunction)
+        # Latency is compared per function and request size (power of two of the variables).
+        kind = (wsfunction, len(form).bit_length())
+        try:
+            value = _decode(response, wsfunction)
+        except RetryLater:
+            self._pace(None, elapsed)
+            raise
+        except MoodleError:
+            self._pace(kind, elapsed)  # answered (an item rejected): its latency counts
+            raise
+        self._pace(kind, elapsed)
+        return value
+
+    def _pace(self, kind: tuple[str, int] | None, elapsed: float) -> None:
+        """Feed the pacer (``kind`` None: a transient failure) and apply its rate."""
+        if kind is None:
+            self._pacer.on_error(elapsed)
+        else:
+            self._pacer.observe(elapsed, kind)
+        self._bucket.set_rate(self._pacer.rate)
 
     # -- site --------------------------------------------------------------------------------
     async def core_webservice_get_site_info(self, refresh: bool = False) -> SiteInfo:

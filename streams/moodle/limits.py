@@ -47,6 +47,17 @@ class TokenBucket:
         self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.rate)
         self._last = now
 
+    def set_rate(self, rate: float) -> None:
+        """Change the rate from now on (tokens earned so far are kept, at the old rate).
+
+        A waiter already asleep wakes at the time computed with the old rate, then re-checks.
+        """
+        if rate <= 0:
+            raise ValueError("rate must be > 0")
+        if rate != self.rate:
+            self._refill()
+            self.rate = rate
+
     async def acquire(self) -> None:
         async with self._lock:
             self._refill()

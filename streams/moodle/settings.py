@@ -27,6 +27,24 @@ class MoodleSettings(BaseSettings):
     max_concurrency: int = Field(4, ge=1, description="Calls in flight at once.")
     rate_per_s: float = Field(10.0, gt=0, description="Average calls per second.")
     rate_burst: int = Field(5, ge=1)
+    latency_backoff_enabled: bool = Field(
+        True, description="Lower the rate when latency rises or calls fail transiently (AIMD)."
+    )
+    latency_factor: float = Field(
+        3.0, gt=1, description="Slow down when latency exceeds this multiple of its baseline."
+    )
+    latency_floor_s: float = Field(
+        0.5, ge=0, description="…and exceeds this many seconds (ignores noise on fast calls)."
+    )
+    min_rate_per_s: float = Field(
+        0.5, gt=0, description="Decreases never go below this rate (capped at rate_per_s)."
+    )
+    recovery_step_per_s: float = Field(
+        1.0, ge=0, description="Rate regained (calls/s) per second of normal latency in use."
+    )
+    latency_window_s: float = Field(
+        300.0, gt=0, description="Baseline = lowest latency EWMA over this many seconds."
+    )
     max_attempts: int = Field(5, ge=1, description="Tries per call for transient errors.")
     backoff_base_s: float = Field(0.5, gt=0)
     backoff_cap_s: float = Field(30.0, gt=0)

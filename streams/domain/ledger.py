@@ -6,7 +6,7 @@ enrolment that exists in Moodle but is not ours, so the plan will never touch it
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from types import MappingProxyType
@@ -85,16 +85,22 @@ def owned_active(ledger: CourseLedger) -> int:
     return sum(1 for e in ledger.entries.values() if e.owned and e.status is EnrolmentStatus.ACTIVE)
 
 
-def recent_removals(ledger: CourseLedger, since: datetime) -> int:
-    """Removals we made after ``since`` that no operator approved (they count against the guard)."""
-    return sum(
-        1
+def recent_removals(
+    ledger: CourseLedger, since: datetime, excluding: Container[str] = ()
+) -> tuple[int, int]:
+    """Removals we made after ``since``: (not approved by an operator, all).
+
+    ``excluding`` names users about to be re-added, whose removal no longer stands.
+    """
+    removed = [
+        e
         for e in ledger.entries.values()
         if e.owned
         and e.status is not EnrolmentStatus.ACTIVE
         and e.since > since
-        and e.approved_at is None
-    )
+        and e.user not in excluding
+    ]
+    return sum(1 for e in removed if e.approved_at is None), len(removed)
 
 
 def compact(ledger: CourseLedger, before: datetime) -> CourseLedger:

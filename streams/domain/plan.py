@@ -24,7 +24,7 @@ from schemas.enrolment import DesiredEnrolment, EnrolmentStatus, EnrolmentTuple,
 from schemas.facts import MembershipFact
 from streams.domain.desired import CourseDesired, present
 from streams.domain.guard import Limits, PlannedRemoval, admit
-from streams.domain.ledger import CourseLedger, owned_active, recent_removals
+from streams.domain.ledger import CourseLedger, recent_removals
 from streams.domain.policy import NO_APPROVALS, Approvals, GuardPolicy, PlanPolicy, RemovalMode
 
 __all__ = ["CoursePlan", "GlobalLoad", "admit_global", "plan"]
@@ -58,13 +58,35 @@ def plan(
     pending = _pending_removals(desired, ledger, wanted, policy)
     due = tuple(r for r in pending if r.due <= now)
     waiting = [r.due for r in pending if r.due > now]
-    recent = recent_removals(ledger, now - policy.guard.window)
+    # The guard counts the course as it will be once this plan is applied, each removal
+    # once, so that planning again after applying it decides the same way (idempotence).
+    since = now - policy.guard.window
+    busy = {*wanted, *(r.command.user for r in pending)}
+    unapproved, _ = recent_removals(ledger, since, busy)
+    base = _population(ledger, wanted, since, policy.removal)
     limits, approved_at = _course_limits(policy.guard), approvals.for_course(ledger.course)
-    admitted, held = admit(
-        due, recent + len(pending), owned_active(ledger) + recent, limits, approved_at
-    )
+    admitted, held = admit(due, unapproved + len(pending), base, limits, approved_at)
     additions = _additions(wanted, ledger, policy)
     return CoursePlan(ledger.course, additions, admitted, held, min(waiting, default=None))
+
+
+def _population(
+    ledger: CourseLedger, wanted: dict[str, DesiredEnrolment], since: datetime, mode: RemovalMode
+) -> int:
+    """Users the share threshold is taken of: wanted, still removable, or removed lately."""
+    members = {user for user in wanted if _ours_or_new(ledger, user)}
+    members.update(
+        e.user
+        for e in ledger.entries.values()
+        if _removable(e, mode)
+        or (e.owned and e.status is not EnrolmentStatus.ACTIVE and e.since > since)
+    )
+    return len(members)
+
+
+def _ours_or_new(ledger: CourseLedger, user: str) -> bool:
+    held = ledger.entries.get(user)
+    return held is None or held.owned
 
 
 def _course_limits(guard: GuardPolicy) -> Limits:

@@ -273,9 +273,10 @@ def test_guard_never_lets_more_than_its_thresholds_through_unapproved(
                 desired[c] = retract(desired[c], user, now)
         plans = [plan(desired[c], ledger[c], policy, now) for c in COURSES]
         window = now - guard.window
+        counts = [ledger_recent(ledger[c], window) for c in COURSES]
         load = GlobalLoad(
-            sum(ledger_recent(ledger[c], window) for c in COURSES),
-            sum(owned_active(ledger[c]) + ledger_recent(ledger[c], window) for c in COURSES),
+            sum(unapproved for unapproved, _ in counts),
+            sum(owned_active(ledger[c]) + counts[i][1] for i, c in enumerate(COURSES)),
         )
         for p in admit_global(plans, load, policy):
             ledger[p.course] = apply_all(ledger[p.course], p.commands, now)

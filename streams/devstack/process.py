@@ -71,11 +71,6 @@ class Managed:
         self.pid_file.unlink(missing_ok=True)
         return True
 
-    def rss_bytes(self) -> int | None:
-        """Resident memory of the process and its children, from /proc."""
-        pid = self.pid()
-        return None if pid is None else _tree_rss(pid)
-
 
 def _alive(pid: int) -> bool:
     try:
@@ -111,7 +106,8 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
-def _tree_rss(pid: int) -> int:
+def tree_rss(pid: int) -> int:
+    """Resident memory of a process and its children, from /proc."""
     total = 0
     for p in [pid, *_children(pid)]:
         with contextlib.suppress(OSError, ValueError):

@@ -12,7 +12,7 @@ from streams.devstack.errors import StackError
 from streams.devstack.jars import ensure_jars, pinned_versions
 from streams.devstack.kafka import Kafka
 from streams.devstack.postgres import DB_NAME, DB_USER, Postgres
-from streams.devstack.process import _tree_rss
+from streams.devstack.process import tree_rss
 from streams.devstack.prometheus import Prometheus
 
 CONNECTOR_NAME = "apogee-postgres"
@@ -128,7 +128,7 @@ class Stack:
             ok,
             where if ok else f"{where}: not running",
             pid,
-            _tree_rss(pid) if pid and ok else None,
+            tree_rss(pid) if pid and ok else None,
         )
 
     def _connector_status(self) -> PartStatus:

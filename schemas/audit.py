@@ -33,3 +33,6 @@ class AuditRecord(BaseModel):
     error_code: str | None = None
     message: str | None = None
     attempt: int = 1
+    moodle_user_id: int | None = None
+    moodle_course_id: int | None = None
+    latency_s: float | None = None  # source commit time of the causing change → ``at``

@@ -15,6 +15,8 @@ from pydantic import TypeAdapter
 
 from schemas.audit import AuditRecord
 from schemas.commands import MoodleCommand
+from schemas.control import ControlCommand
+from schemas.course_events import CourseEvent, CourseMeta
 from schemas.deadletter import DeadLetterRecord
 from schemas.debezium import IndContratElpChange, IndividuChange, InsAdmEtpChange
 from schemas.enrolment import DesiredEnrolment, LedgerEntry
@@ -38,6 +40,9 @@ CONTRACTS: dict[str, Any] = {
     "moodle_command": MoodleCommand,
     "audit_record": AuditRecord,
     "dead_letter_record": DeadLetterRecord,
+    "course_event": CourseEvent,
+    "course_meta": CourseMeta,
+    "control_command": ControlCommand,
 }
 
 

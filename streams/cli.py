@@ -15,6 +15,7 @@ _SUBCOMMANDS: dict[str, str] = {
     "stack": "streams.devstack.cli:stack",
     "moodle-emulator": "streams.emulator.cli:command",
     "schemas": "schemas.export:command",
+    "worker": "streams.pipeline.worker:command",
 }
 
 

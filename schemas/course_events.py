@@ -1,0 +1,128 @@
+"""Course events: what flows on the course-keyed topic between the stages of the pipeline.
+
+One topic, keyed by course ``idnumber``, carries everything that changes a course's state,
+so a course's desired state, ledger and settings are only ever written by the worker that
+owns its partition, in the order the events were published:
+
+* :class:`FactsChanged` — membership facts routed to the course (from the student view or a
+  manual source): the desired state changes.
+* :class:`CourseAdopted` — the applier touched the course for the first time: its Moodle id,
+  and the enrolments it found there that it did not make (recorded as foreign, never touched).
+* :class:`CommandsApplied` — Moodle accepted these commands: the ledger changes.
+* :class:`EnrolmentsReleased` — an operator released enrolments from the reconciler's
+  ownership (automatic → manual): they become foreign.
+
+:class:`CourseMeta` is the per-course record the course agent keeps (one small value per
+course, never a list of its members).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, TypeAdapter, with_config
+
+from schemas._types import CONTRACT, MESSAGE
+from schemas.commands import MoodleCommand
+from schemas.enrolment import EnrolmentTuple
+from schemas.facts import MembershipFact
+
+__all__ = [
+    "COURSE_EVENT",
+    "AppliedCommand",
+    "CommandsApplied",
+    "CourseAdopted",
+    "CourseEvent",
+    "CourseMeta",
+    "EnrolmentsReleased",
+    "FactChange",
+    "FactsChanged",
+    "ForeignEnrolment",
+]
+
+
+@with_config(CONTRACT)
+@dataclass(frozen=True, slots=True)
+class FactChange:
+    """One fact asserted or retracted for (course, role); the course is the event's."""
+
+    role: str
+    fact: MembershipFact
+    asserted: bool
+
+
+class FactsChanged(BaseModel):
+    model_config = MESSAGE
+    type: Literal["facts"] = "facts"
+    course: str
+    changes: tuple[FactChange, ...]
+
+
+@with_config(CONTRACT)
+@dataclass(frozen=True, slots=True)
+class ForeignEnrolment:
+    """An enrolment found in Moodle that the reconciler did not make."""
+
+    user: str
+    enrolment: EnrolmentTuple
+    moodle_user_id: int | None = None
+
+
+class CourseAdopted(BaseModel):
+    model_config = MESSAGE
+    type: Literal["adopted"] = "adopted"
+    course: str
+    moodle_course_id: int
+    foreign: tuple[ForeignEnrolment, ...] = ()
+    at: datetime
+
+
+@with_config(CONTRACT)
+@dataclass(frozen=True, slots=True)
+class AppliedCommand:
+    command: MoodleCommand
+    moodle_user_id: int | None = None
+
+
+class CommandsApplied(BaseModel):
+    model_config = MESSAGE
+    type: Literal["applied"] = "applied"
+    course: str
+    moodle_course_id: int
+    applied: tuple[AppliedCommand, ...]
+    at: datetime
+
+
+class EnrolmentsReleased(BaseModel):
+    """Automatic → manual: these users' enrolments (all the course's owned ones if ``users``
+    is empty and ``everyone`` is set) stop being the reconciler's; Moodle is not changed."""
+
+    model_config = MESSAGE
+    type: Literal["released"] = "released"
+    course: str
+    users: tuple[str, ...] = ()
+    everyone: bool = False
+    by: str = ""
+    at: datetime
+
+
+CourseEvent = Annotated[
+    FactsChanged | CourseAdopted | CommandsApplied | EnrolmentsReleased,
+    Field(discriminator="type"),
+]
+COURSE_EVENT: TypeAdapter[CourseEvent] = TypeAdapter(CourseEvent)
+
+
+@with_config(CONTRACT)
+@dataclass(frozen=True, slots=True)
+class CourseMeta:
+    """Per-course record: Moodle id once adopted, operator settings (pause, approvals)."""
+
+    course: str
+    moodle_course_id: int | None = None
+    adopted_at: datetime | None = None
+    paused: bool = False
+    approved_at: datetime | None = None
+    rejected_at: datetime | None = None

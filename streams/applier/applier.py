@@ -1,0 +1,530 @@
+"""The applier: courses marked dirty → plans → batched Moodle calls → results to the ledger.
+
+Level-triggered: the course agent only marks a course dirty; a cycle takes the dirty courses
+(a burst of changes to one course is one plan), reads each one's desired state and ledger,
+runs the pure ``plan``, lets the global guard admit the removals, and sends every command of
+the cycle in as few calls as Moodle's limits allow (rows of several courses share a call).
+Results go back on the course topic, where the course agent folds them into the ledger; until
+then the course is *in flight* and is not planned again.
+
+Failures never stop the loop. A transient error retries the course from its state, with
+backoff; a user or course missing from Moodle, or an item Moodle rejects, is parked with a
+reason and looked at again later; a course the applier touches for the first time is
+*adopted*: its current enrolments are read and those the reconciler did not make are
+recorded as foreign, so they are never changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from schemas.audit import AuditRecord, Outcome
+from schemas.commands import CommandKind, MoodleCommand
+from schemas.course_events import (
+    AppliedCommand,
+    CommandsApplied,
+    CourseAdopted,
+    CourseMeta,
+    ForeignEnrolment,
+)
+from schemas.enrolment import EnrolmentTuple
+from streams import metrics
+from streams.applier.gateway import MoodleGateway
+from streams.applier.parking import Parking, ParkReason
+from streams.applier.ports import CourseState, Outbox
+from streams.applier.schedule import Schedule
+from streams.domain.guard import PlannedRemoval
+from streams.domain.ledger import owned_active, recent_removals
+from streams.domain.plan import CoursePlan, GlobalLoad, admit_global, plan
+from streams.domain.policy import Approvals, PlanPolicy
+from streams.moodle import Enrolment, ItemOutcome, MoodleError, Status, Unenrolment
+from streams.moodle.errors import (
+    InvalidUser,
+    MoodleBug,
+    NoManualInstance,
+    NoPermission,
+    RoleNotAssignable,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Applier", "ApplierConfig"]
+
+Clock = Callable[[], float]
+WallClock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class ApplierConfig:
+    policy: PlanPolicy = field(default_factory=PlanPolicy)
+    park_retry_s: float = 30.0
+    rejected_retry_s: float = 600.0
+    retry_base_s: float = 2.0
+    retry_cap_s: float = 300.0
+    max_courses_per_cycle: int = 500
+    cycles_in_flight: int = 4
+    linger_s: float = 0.05
+
+
+@dataclass
+class _Work:
+    """One command of a cycle, with the Moodle ids it needs."""
+
+    course: str
+    command: MoodleCommand
+    moodle_course_id: int
+    moodle_user_id: int | None = None
+    role_id: int | None = None
+
+
+def _wall() -> datetime:
+    return datetime.now(UTC)
+
+
+class Applier:
+    def __init__(
+        self,
+        state: CourseState,
+        outbox: Outbox,
+        moodle: MoodleGateway,
+        config: ApplierConfig,
+        *,
+        clock: Clock = time.monotonic,
+        wall: WallClock = _wall,
+    ) -> None:
+        self.state = state
+        self.outbox = outbox
+        self.moodle = moodle
+        self.config = config
+        self.schedule = Schedule()
+        self.parking = Parking()
+        self.held: dict[str, int] = {}
+        self._held_users: dict[str, set[str]] = {}
+        self._load: dict[str, tuple[int, int]] = {}
+        self._failures: dict[str, int] = {}
+        self._clock = clock
+        self._wall = wall
+        self._slots = asyncio.Semaphore(config.cycles_in_flight)
+        self._cycles: set[asyncio.Task[None]] = set()
+        self._active = asyncio.Event()
+        self.applied_total = 0
+        self.last_apply: datetime | None = None
+        self.latencies: deque[float] = deque(maxlen=10_000)  # additions, for /status
+
+    # -- signals from the course agent ---------------------------------------------------------
+    def mark(self, course: str) -> None:
+        self.schedule.mark(course)
+
+    def folded(self, course: str) -> None:
+        """The course agent folded results the applier published for ``course``."""
+        self.schedule.folded(course)
+
+    def sweep(self) -> int:
+        """Plan every course this worker owns (after start or a rebalance)."""
+        courses = list(self.state.courses())
+        self.schedule.mark_all(courses)
+        return len(courses)
+
+    def pause(self) -> None:
+        """Partitions are being revoked: start no cycle, forget what was queued."""
+        self._active.clear()
+        self.schedule.clear()
+
+    def resume(self) -> None:
+        self._active.set()
+
+    def forget(self, courses: Iterable[str]) -> None:
+        gone = list(courses)
+        self.schedule.forget(gone)
+        for course in gone:
+            self.parking.forget_course(course)
+            self.held.pop(course, None)
+            self._held_users.pop(course, None)
+            self._load.pop(course, None)
+
+    # -- the loop ------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Run cycles until cancelled; up to ``cycles_in_flight`` overlap."""
+        try:
+            while True:
+                await self._slots.acquire()
+                courses = await self._next_courses()
+                task = asyncio.create_task(self._guarded(courses))
+                self._cycles.add(task)
+                task.add_done_callback(self._cycles.discard)
+        finally:
+            for task in list(self._cycles):
+                task.cancel()
+
+    async def _next_courses(self) -> list[str]:
+        limit = self.config.max_courses_per_cycle
+        while True:
+            await self._active.wait()
+            now = self._clock()
+            courses = self.schedule.take(now, limit)
+            if courses:
+                if len(courses) < limit and self.config.linger_s:
+                    await asyncio.sleep(self.config.linger_s)  # let a burst gather
+                    courses += self.schedule.take(self._clock(), limit - len(courses))
+                return courses
+            self._gauges()
+            await self.schedule.wait(now, 1.0)
+
+    async def _guarded(self, courses: list[str]) -> None:
+        published: set[str] = set()
+        try:
+            published = await self.cycle(courses)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("reconcile cycle failed for %d course(s); retrying later", len(courses))
+            for course in courses:
+                self._retry_later(course)
+        finally:
+            for course in courses:
+                if course not in published:
+                    self.schedule.release(course)
+            self._slots.release()
+            self._gauges()
+
+    # -- one cycle -----------------------------------------------------------------------------
+    async def cycle(self, courses: Sequence[str]) -> set[str]:
+        """Reconcile these courses once; returns those whose results were published."""
+        now_m, now = self._clock(), self._wall()
+        adopt: list[str] = []
+        ready: list[tuple[str, CourseMeta]] = []
+        for course in courses:
+            meta = self.state.meta(course)
+            if meta is None or meta.paused or self.parking.course_blocked(course, now_m):
+                continue
+            if meta.moodle_course_id is None:
+                adopt.append(course)
+            else:
+                ready.append((course, meta))
+        published = {c for c in await asyncio.gather(*map(self._adopt, adopt)) if c}
+        plans = self._plans(ready, now)
+        work = self._work(plans, {c: m for c, m in ready}, now_m)
+        await self._resolve_users(work, now_m)
+        sendable = [w for w in work if w.moodle_user_id is not None and w.role_id is not None]
+        published |= await self._apply(sendable, now)
+        for p in plans:
+            if p.next_due is not None:
+                delay = (p.next_due - now).total_seconds()
+                self.schedule.at(p.course, self._clock() + max(0.0, delay))
+        return published
+
+    # -- adoption ------------------------------------------------------------------------------
+    async def _adopt(self, course: str) -> str | None:
+        """First touch: find the course, record what is already enrolled there as foreign."""
+        try:
+            moodle_id = await self.moodle.course_id(course)
+            if moodle_id is None:
+                self._park_course(
+                    course, ParkReason.COURSE_NOT_FOUND, "no course with this idnumber"
+                )
+                return None
+            roster = await self.moodle.roster(course, moodle_id)
+        except MoodleError as exc:
+            log.warning("adopting %s failed: %s", course, exc)
+            self._retry_later(course)
+            return None
+        ledger = self.state.ledger(course)
+        foreign = tuple(
+            ForeignEnrolment(
+                found.user,
+                EnrolmentTuple(found.role, 0, 0, found.suspended),
+                found.moodle_user_id,
+            )
+            for found in roster.enrolments
+            if found.user is not None and found.user not in ledger.entries
+        )
+        self.parking.unpark_course(course)
+        await self.outbox.publish(
+            CourseAdopted(
+                course=course, moodle_course_id=moodle_id, foreign=foreign, at=self._wall()
+            )
+        )
+        log.info(
+            "adopted %s (Moodle id %d): %d foreign enrolment(s)", course, moodle_id, len(foreign)
+        )
+        return course
+
+    # -- planning ------------------------------------------------------------------------------
+    def _plans(self, ready: Sequence[tuple[str, CourseMeta]], now: datetime) -> list[CoursePlan]:
+        policy = self.config.policy
+        everywhere = self.state.everywhere()
+        since = now - policy.guard.window
+        plans: list[CoursePlan] = []
+        for course, meta in ready:
+            desired, ledger = self.state.desired(course), self.state.ledger(course)
+            approvals = Approvals(
+                {course: meta.approved_at} if meta.approved_at else {}, everywhere.approved_at
+            )
+            course_plan = plan(desired, ledger, policy, now, approvals)
+            rejected = max(
+                (t for t in (meta.rejected_at, everywhere.rejected_at) if t is not None),
+                default=None,
+            )
+            plans.append(_without_rejected(course_plan, rejected))
+            self._load[course] = (recent_removals(ledger, since)[0], owned_active(ledger))
+        load = GlobalLoad(
+            sum(r for r, _ in self._load.values()), sum(b for _, b in self._load.values())
+        )
+        plans = list(admit_global(plans, load, policy, Approvals({}, everywhere.approved_at)))
+        for p in plans:
+            self._note_held(p, now)
+        return plans
+
+    def _note_held(self, p: CoursePlan, now: datetime) -> None:
+        users = {r.command.user for r in p.held}
+        before = self._held_users.get(p.course, set())
+        self.held[p.course] = len(users)
+        self._held_users[p.course] = users
+        fresh = [r for r in p.held if r.command.user not in before]
+        if fresh:
+            log.warning("guard holds %d removal(s) in %s until approved", len(users), p.course)
+            metrics.APPLIED.labels("suspend", "held").inc(len(fresh))
+            self._audit_later(
+                [AuditRecord(command=r.command, outcome=Outcome.HELD, at=now) for r in fresh]
+            )
+
+    def _work(
+        self, plans: Sequence[CoursePlan], metas: dict[str, CourseMeta], now_m: float
+    ) -> list[_Work]:
+        work: list[_Work] = []
+        for p in plans:
+            moodle_course_id = metas[p.course].moodle_course_id
+            assert moodle_course_id is not None
+            ledger = self.state.ledger(p.course) if p.commands else None
+            for command in p.commands:
+                if self.parking.user_blocked(p.course, command.user, now_m):
+                    continue
+                item = _Work(p.course, command, moodle_course_id)
+                held = ledger.entries.get(command.user) if ledger else None
+                item.moodle_user_id = (held.moodle_user_id if held else None) or (
+                    self.moodle.known_user(command.user)
+                )
+                item.role_id = self.moodle.role_id(command.enrolment.role)
+                if item.role_id is None:
+                    self._park_user(
+                        item,
+                        ParkReason.UNKNOWN_ROLE,
+                        f"role {command.enrolment.role!r} has no id in RECONCILER_ROLE_IDS",
+                    )
+                    continue
+                work.append(item)
+        return work
+
+    async def _resolve_users(self, work: Sequence[_Work], now_m: float) -> None:
+        missing = {w.command.user for w in work if w.moodle_user_id is None}
+        if not missing:
+            return
+        try:
+            found = await self.moodle.user_ids(missing)
+        except MoodleError as exc:
+            log.warning("user lookup failed: %s", exc)
+            for course in {w.course for w in work if w.moodle_user_id is None}:
+                self._retry_later(course)
+            return
+        for w in work:
+            if w.moodle_user_id is None:
+                w.moodle_user_id = found.get(w.command.user)
+                if w.moodle_user_id is None:
+                    self._park_user(
+                        w, ParkReason.USER_NOT_FOUND, "no Moodle user with this student number"
+                    )
+
+    # -- sending -------------------------------------------------------------------------------
+    async def _apply(self, work: Sequence[_Work], now: datetime) -> set[str]:
+        if not work:
+            return set()
+        enrols = [w for w in work if w.command.kind is not CommandKind.UNENROL]
+        unenrols = [w for w in work if w.command.kind is CommandKind.UNENROL]
+        outcomes: list[tuple[_Work, ItemOutcome[object]]] = []
+        enrol_out = await self.moodle.enrol([_enrol_row(w) for w in enrols])
+        outcomes += zip(enrols, enrol_out, strict=True)  # type: ignore[arg-type]
+        unenrol_out = await self.moodle.unenrol([_unenrol_row(w) for w in unenrols])
+        outcomes += zip(unenrols, unenrol_out, strict=True)  # type: ignore[arg-type]
+        applied: dict[str, list[_Work]] = {}
+        records: list[AuditRecord] = []
+        at = self._wall()
+        for w, outcome in outcomes:
+            if outcome.status is Status.APPLIED:
+                applied.setdefault(w.course, []).append(w)
+                records.append(self._record(w, Outcome.APPLIED, at))
+            elif outcome.status is Status.REJECTED:
+                records += self._rejected(w, outcome.error)
+            else:
+                metrics.APPLIED.labels(w.command.kind.value, "deferred").inc()
+                records.append(self._record(w, Outcome.RETRY, at, outcome.error))
+                self._retry_later(w.course)
+        for w in (w for ws in applied.values() for w in ws):
+            if w.command.kind is CommandKind.CHANGE_ROLE and w.command.previous_role:
+                assert w.moodle_user_id is not None
+                await self.moodle.unassign(
+                    w.command.previous_role, w.moodle_user_id, w.moodle_course_id
+                )
+        if records:
+            await self.outbox.audit(records)
+        for course, items in applied.items():
+            await self.outbox.publish(
+                CommandsApplied(
+                    course=course,
+                    moodle_course_id=items[0].moodle_course_id,
+                    applied=tuple(AppliedCommand(w.command, w.moodle_user_id) for w in items),
+                    at=at,
+                )
+            )
+            self._failures.pop(course, None)
+        if applied:
+            self.applied_total += sum(len(v) for v in applied.values())
+            self.last_apply = at
+            metrics.LAST_APPLY.set(at.timestamp())
+        return set(applied)
+
+    def _record(
+        self, w: _Work, outcome: Outcome, at: datetime, error: MoodleError | None = None
+    ) -> AuditRecord:
+        kind = w.command.kind
+        function = (
+            "enrol_manual_unenrol_users"
+            if kind is CommandKind.UNENROL
+            else "enrol_manual_enrol_users"
+        )
+        latency = _latency(w.command, at) if outcome is Outcome.APPLIED else None
+        if latency is not None:
+            change = "remove" if kind in (CommandKind.SUSPEND, CommandKind.UNENROL) else "add"
+            metrics.COMMIT_TO_APPLIED.labels(change).observe(latency)
+            if change == "add":
+                self.latencies.append(latency)
+        if outcome is Outcome.APPLIED:
+            metrics.APPLIED.labels(kind.value, "applied").inc()
+        return AuditRecord(
+            command=w.command,
+            outcome=outcome,
+            at=at,
+            ws_function=function,
+            error_code=error.errorcode if error else None,
+            message=str(error) if error else None,
+            moodle_user_id=w.moodle_user_id,
+            moodle_course_id=w.moodle_course_id,
+            latency_s=latency,
+        )
+
+    def _rejected(self, w: _Work, error: MoodleError | None) -> list[AuditRecord]:
+        reason = _reason(error)
+        detail = str(error) if error else "rejected"
+        metrics.APPLIED.labels(w.command.kind.value, "rejected").inc()
+        if reason is ParkReason.NO_MANUAL_INSTANCE:
+            fresh = self._park_course(w.course, reason, detail)
+        else:
+            fresh = self._park_user(w, reason, detail, self.config.rejected_retry_s)
+        return [self._record(w, Outcome.REJECTED, self._wall(), error)] if fresh else []
+
+    # -- parking and retries -------------------------------------------------------------------
+    def _park_course(self, course: str, reason: ParkReason, detail: str) -> bool:
+        now = self._clock()
+        retry = self.config.park_retry_s
+        fresh = self.parking.park_course(course, reason, detail, now, retry)
+        if fresh:
+            log.warning("course %s parked: %s (%s)", course, reason.value, detail)
+        self.schedule.at(course, now + retry)
+        return fresh
+
+    def _park_user(
+        self, w: _Work, reason: ParkReason, detail: str, retry_s: float | None = None
+    ) -> bool:
+        now = self._clock()
+        retry = retry_s or self.config.park_retry_s
+        fresh = self.parking.park_user(w.course, w.command.user, reason, detail, now, retry)
+        if fresh:
+            log.info("%s in %s parked: %s", w.command.user, w.course, reason.value)
+            metrics.APPLIED.labels(w.command.kind.value, "parked").inc()
+            if reason is not ParkReason.USER_NOT_FOUND:
+                return fresh
+            self._audit_later(
+                [
+                    AuditRecord(
+                        command=w.command, outcome=Outcome.PARKED, at=self._wall(), message=detail
+                    )
+                ]
+            )
+        self.schedule.at(w.course, now + retry)
+        return fresh
+
+    def _retry_later(self, course: str) -> None:
+        failures = self._failures.get(course, 0)
+        self._failures[course] = failures + 1
+        delay = min(self.config.retry_cap_s, self.config.retry_base_s * 2**failures)
+        self.schedule.at(course, self._clock() + delay)
+
+    def _audit_later(self, records: list[AuditRecord]) -> None:
+        task = asyncio.ensure_future(self.outbox.audit(records))
+        self._cycles.add(task)
+        task.add_done_callback(self._cycles.discard)
+
+    def _gauges(self) -> None:
+        metrics.PENDING.set(self.schedule.pending)
+        metrics.IN_FLIGHT.set(self.schedule.in_flight)
+        metrics.HELD.set(sum(self.held.values()))
+        counts = self.parking.counts()
+        for reason in ParkReason:
+            metrics.PARKED.labels(reason.value).set(counts.get(reason.value, 0))
+        pacing = self.moodle.client.pacing()
+        metrics.PACING_RATE.set(pacing.rate_per_s)
+
+
+def _enrol_row(w: _Work) -> Enrolment:
+    assert w.moodle_user_id is not None and w.role_id is not None
+    t = w.command.enrolment
+    return Enrolment(
+        w.moodle_user_id, w.moodle_course_id, w.role_id, t.timestart, t.timeend, t.suspend
+    )
+
+
+def _unenrol_row(w: _Work) -> Unenrolment:
+    assert w.moodle_user_id is not None
+    return Unenrolment(w.moodle_user_id, w.moodle_course_id, w.role_id)
+
+
+def _reason(error: MoodleError | None) -> ParkReason:
+    if isinstance(error, NoManualInstance):
+        return ParkReason.NO_MANUAL_INSTANCE
+    if isinstance(error, InvalidUser):
+        return ParkReason.USER_REJECTED
+    if isinstance(error, RoleNotAssignable):
+        return ParkReason.ROLE_NOT_ASSIGNABLE
+    if isinstance(error, NoPermission):
+        return ParkReason.NO_PERMISSION
+    if isinstance(error, MoodleBug):
+        return ParkReason.MOODLE_BUG
+    return ParkReason.REJECTED
+
+
+def _latency(command: MoodleCommand, at: datetime) -> float | None:
+    """Source commit time of the newest change behind the command → now, in seconds."""
+    committed = [
+        f.provenance[0].committed_ms
+        for f in command.facts
+        if f.provenance and f.provenance[0].committed_ms is not None
+    ]
+    if not committed:
+        return None
+    return max(0.0, at.timestamp() - max(committed) / 1000)
+
+
+def _without_rejected(p: CoursePlan, rejected_at: datetime | None) -> CoursePlan:
+    """Drop removals an operator rejected (due at or before the rejection): the users stay."""
+    if rejected_at is None:
+        return p
+
+    def keep(removals: tuple[PlannedRemoval, ...]) -> tuple[PlannedRemoval, ...]:
+        return tuple(r for r in removals if r.due > rejected_at)
+
+    return replace(p, removals=keep(p.removals), held=keep(p.held))

@@ -1,0 +1,48 @@
+"""What the applier needs from the rest of the worker, as protocols (no faust, no Kafka here).
+
+The pipeline implements them over its tables and topics; tests implement them with dicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from schemas.audit import AuditRecord
+from schemas.course_events import CourseEvent, CourseMeta
+from streams.domain.desired import CourseDesired
+from streams.domain.ledger import CourseLedger
+
+__all__ = ["CourseState", "Everywhere", "Outbox"]
+
+
+@dataclass(frozen=True, slots=True)
+class Everywhere:
+    """Operator decisions for every course at once (``reconciler approve --all``)."""
+
+    approved_at: datetime | None = None
+    rejected_at: datetime | None = None
+
+
+class CourseState(Protocol):
+    """Read side of the course-keyed tables, for the courses this worker owns."""
+
+    def desired(self, course: str) -> CourseDesired: ...
+
+    def ledger(self, course: str) -> CourseLedger: ...
+
+    def meta(self, course: str) -> CourseMeta | None: ...
+
+    def everywhere(self) -> Everywhere: ...
+
+    def courses(self) -> Iterable[str]: ...
+
+
+class Outbox(Protocol):
+    """Where results go: the course topic (to the ledger) and the audit topic."""
+
+    async def publish(self, event: CourseEvent) -> None: ...
+
+    async def audit(self, records: Sequence[AuditRecord]) -> None: ...

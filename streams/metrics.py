@@ -1,0 +1,110 @@
+"""The reconciler's own Prometheus metrics: seconds, ``_total`` counters, bounded labels.
+
+Never a course, user or student id as a label (unbounded cardinality): per-course detail is
+in the worker's ``/status`` document, the audit topic and the logs. Faust's own sensor, when
+enabled, reports into a separate registry (``FAUST_REGISTRY``) so its milliseconds and its
+per-topic series never mix with these.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+__all__ = [
+    "APPLIED",
+    "BUILD",
+    "CDC_EVENTS",
+    "COMMIT_TO_APPLIED",
+    "DEAD_LETTERS",
+    "FAUST_REGISTRY",
+    "HELD",
+    "IN_FLIGHT",
+    "LAST_APPLY",
+    "MOODLE_CALLS",
+    "MOODLE_CALL_SECONDS",
+    "PACING_RATE",
+    "PARKED",
+    "PENDING",
+    "REGISTRY",
+    "SHADOW",
+]
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+FAUST_REGISTRY = CollectorRegistry(auto_describe=True)
+
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60, 300, 3600, 7200)
+
+BUILD = Info("reconciler_build", "Version and settings that shape behaviour.", registry=REGISTRY)
+CDC_EVENTS = Counter(
+    "reconciler_cdc_events_total",
+    "CDC records read by table, Debezium op and outcome (folded, duplicate, ignored, dead_letter).",
+    ["table", "op", "outcome"],
+    registry=REGISTRY,
+)
+DEAD_LETTERS = Counter(
+    "reconciler_dead_letters_total",
+    "Records put on the dead-letter topic, by reason.",
+    ["reason"],
+    registry=REGISTRY,
+)
+COMMIT_TO_APPLIED = Histogram(
+    "reconciler_commit_to_applied_seconds",
+    "From the source commit time of the change to the Moodle call that applied it.",
+    ["change"],  # add | remove
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+APPLIED = Counter(
+    "reconciler_enrolment_changes_total",
+    "Enrolment changes by command kind and outcome (applied, rejected, parked, deferred, held).",
+    ["kind", "outcome"],
+    registry=REGISTRY,
+)
+MOODLE_CALLS = Counter(
+    "reconciler_moodle_calls_total",
+    "Moodle web-service calls by function and outcome (ok, error class).",
+    ["function", "outcome"],
+    registry=REGISTRY,
+)
+MOODLE_CALL_SECONDS = Histogram(
+    "reconciler_moodle_call_duration_seconds",
+    "Duration of Moodle web-service calls (one HTTP round trip).",
+    ["function"],
+    registry=REGISTRY,
+)
+PACING_RATE = Gauge(
+    "reconciler_moodle_pacing_rate_per_second",
+    "Calls per second the client allows itself now (adaptive pacing).",
+    registry=REGISTRY,
+)
+PENDING = Gauge(
+    "reconciler_pending_courses",
+    "Courses waiting to be reconciled (changed since their last plan).",
+    registry=REGISTRY,
+)
+IN_FLIGHT = Gauge(
+    "reconciler_in_flight_courses",
+    "Courses being applied, or whose results are on their way to the ledger.",
+    registry=REGISTRY,
+)
+PARKED = Gauge(
+    "reconciler_parked",
+    "Enrolments and courses parked (not applicable now), by reason.",
+    ["reason"],
+    registry=REGISTRY,
+)
+HELD = Gauge(
+    "reconciler_held_removals",
+    "Removals held by the mass-removal guard until an operator approves.",
+    registry=REGISTRY,
+)
+LAST_APPLY = Gauge(
+    "reconciler_last_apply_timestamp_seconds",
+    "Unix time of the last Moodle write that succeeded.",
+    registry=REGISTRY,
+)
+SHADOW = Gauge(
+    "reconciler_shadow_mode",
+    "1 when the worker plans and reads but never writes to Moodle (shadow mode).",
+    registry=REGISTRY,
+)

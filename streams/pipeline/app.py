@@ -1,0 +1,253 @@
+"""The faust app: topics, tables and agents, each agent a few lines of wiring.
+
+::
+
+    CDC topics (keyed COD_IND) ──students──► <app>-course-events (keyed course) ──courses──┐
+                                  │                                                      ▼
+                                  └──► dead-letter topic             desired, courses tables
+    control topic (keyed course) ──control──► courses table                               │
+    <app>-course-results ◄── applier (plans, Moodle calls) ◄── dirty courses ◄────────────┘
+          │──results──► ledger, courses tables                   └──► audit topic
+
+Tables (RocksDB in production, memory in fast tests) are keyed so that one change writes one
+small entry: students by ``COD_IND``, desired state by (course, user, role), the ledger by
+(course, user), course records by course. Agents run with concurrency 1 (faust #606: more
+can commit past unfinished work); an agent never raises on bad input (faust acks the record
+and restarts the agent: it would be lost), it dead-letters it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+
+from schemas.audit import AuditRecord
+from schemas.control import ControlCommand
+from schemas.course_events import CourseEvent, FactsChanged
+from schemas.deadletter import DeadLetterRecord
+from schemas.mapping import CourseMappingRule
+from streams.applier.applier import Applier, ApplierConfig
+from streams.applier.gateway import MoodleGateway
+from streams.domain.mapping import build_mapping
+from streams.kafka.settings import KafkaSettings, TopicNames
+from streams.moodle import MoodleClient, MoodleSettings
+from streams.pipeline import topics
+from streams.pipeline.codec import decode_event, encode_event
+from streams.pipeline.handlers import CourseView, MappingHolder, StudentView
+from streams.pipeline.http import serve
+from streams.pipeline.mapping_feed import MappingFeed
+from streams.pipeline.settings import WorkerSettings
+from streams.pipeline.state import CourseTables
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Pipeline", "PipelineConfig"]
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    worker: WorkerSettings
+    kafka: KafkaSettings
+    topics: TopicNames
+    moodle: MoodleSettings
+    rules: dict[str, CourseMappingRule] = field(default_factory=dict)
+
+
+class Pipeline:
+    """One worker's faust app and the applier it drives."""
+
+    def __init__(self, config: PipelineConfig, mapping_feed: MappingFeed | None = None) -> None:
+        self.config = config
+        w = config.worker
+        self.ready = asyncio.Event()
+        self.app = faust.App(
+            w.app_id,
+            broker=config.kafka.faust_broker(),
+            broker_credentials=config.kafka.faust_credentials(),
+            store="rocksdb://" if w.store == "rocksdb" else "memory://",
+            datadir=str(w.data_dir),
+            web_enabled=False,
+            autodiscover=False,
+            topic_partitions=w.partitions,
+            topic_allow_declare=True,
+            table_standby_replicas=0,
+            consumer_auto_offset_reset="earliest",
+            producer_acks=-1,
+            stream_wait_empty=False,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        self._topics(config)
+        self._tables(w.partitions)
+        self.mapping = MappingHolder(self._build_mapping(config.rules))
+        self.mapping_feed = mapping_feed
+        self.moodle = MoodleClient(config.moodle)
+        gateway = MoodleGateway(self.moodle, w.user_field, w.role_ids)
+        self.applier = Applier(self.tables, _Outbox(self), gateway, _applier_config(w))
+        self.students_view = StudentView(
+            self.students, w.fold_policy(), self.mapping, self._emit_facts, self._dead_letter
+        )
+        self.courses_view = CourseView(self.tables, self.applier)
+        self._agents()
+        self.app.on_rebalance_complete.connect(self._on_ready)
+        self.app.on_partitions_revoked.connect(self._on_revoked)
+
+    # -- wiring --------------------------------------------------------------------------------
+    def _topics(self, config: PipelineConfig) -> None:
+        raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+        parts = config.worker.partitions
+        app_id = config.worker.app_id
+        self.cdc = self.app.topic(*config.topics.cdc, partitions=parts, **raw)
+        self.course_events = self.app.topic(topics.course_events(app_id), partitions=parts, **raw)
+        self.course_results = self.app.topic(topics.course_results(app_id), partitions=parts, **raw)
+        self.control = self.app.topic(config.topics.control, partitions=parts, **raw)
+        self.audit_topic = self.app.topic(config.topics.audit, **raw)
+        self.dlq = self.app.topic(config.topics.deadletter, **raw)
+
+    def _tables(self, partitions: int) -> None:
+        def table(name: str) -> Any:
+            # keys and values are bytes we encode ourselves ("raw" serializers, as faust
+            # picks for bytes: a str key type would be JSON-quoted and break prefix scans)
+            return self.app.Table(name, partitions=partitions, key_type=bytes, value_type=bytes)
+
+        self.students = table("students")
+        self.tables = CourseTables(
+            table("desired"), table("ledger"), table("courses"), table("control")
+        )
+
+    def _agents(self) -> None:
+        agent = self.app.agent
+        agent(self.cdc, name="students", concurrency=1)(self._students)
+        agent(self.course_events, name="courses", concurrency=1)(self._courses)
+        agent(self.course_results, name="results", concurrency=1)(self._courses)
+        agent(self.control, name="control", concurrency=1)(self._control)
+        self.app.task(self._run_applier)
+        self.app.task(self._serve_http)
+        self.app.timer(2.0)(self._follow_mapping)
+
+    def _build_mapping(self, rules: dict[str, CourseMappingRule]) -> Any:
+        w = self.config.worker
+        return build_mapping(rules.values(), w.course_template, w.stage_template, w.default_role)
+
+    # -- agents ----------------------------------------------------------------------------------
+    async def _students(self, stream: Any) -> None:
+        async for event in stream.events():
+            m = event.message
+            self.students_view.on_record(m.topic, m.partition, m.offset, m.key, m.value)
+
+    async def _courses(self, stream: Any) -> None:
+        async for event in stream.events():
+            course_event = self._parse_event(event)
+            if course_event is not None:
+                self.courses_view.on_event(course_event)
+
+    async def _control(self, stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                command = ControlCommand.model_validate_json(event.message.value or b"")
+            except ValueError as exc:
+                log.error("invalid control command dropped: %s", exc)
+                continue
+            self.courses_view.on_control(command)
+
+    def _parse_event(self, event: Any) -> CourseEvent | None:
+        try:
+            return decode_event(event.message.value or b"")
+        except ValueError:
+            log.exception("undecodable course event at %s", event.message.tp)
+            return None
+
+    # -- sends -----------------------------------------------------------------------------------
+    def _emit_facts(self, facts: FactsChanged) -> None:
+        self.course_events.send_soon(key=facts.course.encode(), value=encode_event(facts))
+
+    def _dead_letter(self, record: DeadLetterRecord) -> None:
+        self.dlq.send_soon(key=record.topic.encode(), value=record.model_dump_json().encode())
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def _on_ready(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        courses = self.applier.sweep()
+        self.applier.resume()
+        self.ready.set()
+        log.info("ready: %d course(s) to look at", courses)
+
+    async def _on_revoked(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        self.ready.clear()
+        self.applier.pause()
+
+    async def _run_applier(self) -> None:
+        try:
+            await self.applier.run()
+        finally:
+            await self.moodle.aclose()
+
+    async def _serve_http(self) -> None:
+        w = self.config.worker
+        runner = await serve(
+            w.http_host, w.http_port, self.applier, self.ready.is_set, self._status_extra
+        )
+        log.info(
+            "HTTP endpoints on http://%s:%d (/livez /readyz /metrics /status)",
+            w.http_host,
+            w.http_port,
+        )
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    def _status_extra(self) -> dict[str, Any]:
+        assigned = sorted(
+            tp.partition
+            for tp in self.app.assignor.assigned_actives()
+            if tp.topic == self.course_events.get_topic_name()
+        )
+        return {
+            "app_id": self.config.worker.app_id,
+            "partitions": assigned,
+            "mapping_rules": len(self.mapping_feed.rules) if self.mapping_feed else 0,
+            "moodle_pacing_rate": self.moodle.pacing().rate_per_s,
+        }
+
+    async def _follow_mapping(self) -> None:
+        feed = self.mapping_feed
+        if feed is None or not feed.poll(self._dead_letter):
+            return
+        old = self.mapping.mapping
+        self.mapping.mapping = self._build_mapping(feed.rules)
+        moved = self.students_view.reroute(old, self.mapping.mapping)
+        log.info("course mapping changed (%d rules): %d fact(s) re-routed", len(feed.rules), moved)
+
+
+class _Outbox:
+    """Results to the course-results topic (→ ledger), audit records to the audit topic."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    async def publish(self, event: CourseEvent) -> None:
+        await self.pipeline.course_results.send(
+            key=event.course.encode(), value=encode_event(event)
+        )
+
+    async def audit(self, records: Sequence[AuditRecord]) -> None:
+        for record in records:
+            await self.pipeline.audit_topic.send(
+                key=record.command.course.encode(), value=record.model_dump_json().encode()
+            )
+
+
+def _applier_config(w: WorkerSettings) -> ApplierConfig:
+    return ApplierConfig(
+        policy=w.plan_policy(),
+        park_retry_s=w.park_retry_s,
+        retry_base_s=w.retry_base_s,
+        retry_cap_s=w.retry_cap_s,
+        max_courses_per_cycle=w.max_courses_per_cycle,
+        cycles_in_flight=w.cycles_in_flight,
+    )

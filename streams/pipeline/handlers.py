@@ -1,0 +1,357 @@
+"""What each agent does with one record: parse, call the domain core, write, send.
+
+Plain classes over injected tables and send functions, so the faust agents stay a few lines
+of wiring and these can be tested with dicts:
+
+* :class:`StudentView` — a CDC record → fold into the student's state → the facts that
+  appeared or disappeared, routed to courses (:class:`FactsChanged` per course); anything
+  that does not decode goes to the dead-letter topic with its reason.
+* :class:`CourseView` — a course event → desired state, ledger or course record; tells the
+  applier which course to look at.
+* :meth:`CourseView.on_control` — an operator command → the course record.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, MutableMapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from schemas.commands import CommandKind
+from schemas.control import ControlAction, ControlCommand
+from schemas.course_events import (
+    CommandsApplied,
+    CourseAdopted,
+    CourseEvent,
+    CourseMeta,
+    EnrolmentsReleased,
+    FactChange,
+    FactsChanged,
+)
+from schemas.deadletter import DeadLetterReason, DeadLetterRecord
+from schemas.enrolment import EnrolmentStatus, LedgerEntry
+from streams import metrics
+from streams.domain import ledger as ledger_ops
+from streams.domain.changes import Tombstone
+from streams.domain.desired import CourseChange, CourseDesired, apply_changes, route
+from streams.domain.fold import Effect, fold
+from streams.domain.ingest import KafkaRef, Rejected, decode, table_of_topic
+from streams.domain.ledger import CourseLedger
+from streams.domain.mapping import CourseMapping
+from streams.domain.policy import FoldPolicy
+from streams.domain.student import StudentState, empty_student
+from streams.pipeline.codec import decode_student, encode_student
+from streams.pipeline.state import SEP, CourseTables, scan_prefix
+
+log = logging.getLogger(__name__)
+
+__all__ = ["AppliedSignals", "CourseView", "MappingHolder", "StudentView", "dead_letter"]
+
+MAX_DLQ_VALUE = 512 * 1024  # the original stays on its topic; its coordinates are recorded
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class AppliedSignals(Protocol):
+    """What the course agent tells the applier."""
+
+    def mark(self, course: str) -> None: ...
+
+    def folded(self, course: str) -> None: ...
+
+    def sweep(self) -> int: ...
+
+
+class MappingHolder:
+    """The course mapping in force; replaced as a whole when a rule changes."""
+
+    def __init__(self, mapping: CourseMapping) -> None:
+        self.mapping = mapping
+
+
+def dead_letter(
+    reason: DeadLetterReason,
+    detail: str,
+    where: KafkaRef,
+    key: bytes | None,
+    value: bytes | None,
+) -> DeadLetterRecord:
+    """The record as it came (undecodable bytes escaped, very large values cut)."""
+
+    def text(raw: bytes | None) -> str | None:
+        if raw is None:
+            return None
+        cut = raw[:MAX_DLQ_VALUE]
+        more = f"…[{len(raw) - MAX_DLQ_VALUE} more bytes]" if len(raw) > MAX_DLQ_VALUE else ""
+        return cut.decode("utf-8", "backslashreplace") + more
+
+    return DeadLetterRecord(
+        reason=reason,
+        detail=detail[:4000],
+        topic=where.topic,
+        partition=where.partition,
+        offset=where.offset,
+        key=text(key),
+        value=text(value),
+        at=_now(),
+    )
+
+
+class StudentView:
+    """CDC records of the three student tables, keyed by ``COD_IND``, folded per student."""
+
+    def __init__(
+        self,
+        students: MutableMapping[Any, Any],
+        policy: FoldPolicy,
+        mapping: MappingHolder,
+        emit: Callable[[FactsChanged], None],
+        reject: Callable[[DeadLetterRecord], None],
+    ) -> None:
+        self.students = students
+        self.policy = policy
+        self.mapping = mapping
+        self.emit = emit
+        self.reject = reject
+
+    def on_record(
+        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
+    ) -> None:
+        where = KafkaRef(topic, partition, offset)
+        table = table_of_topic(topic)
+        decoded = decode(topic, value, where)
+        if isinstance(decoded, Rejected):
+            self._reject(decoded.reason, decoded.detail, where, key, value, table)
+            return
+        if isinstance(decoded, Tombstone):
+            metrics.CDC_EVENTS.labels(table, "tombstone", "ignored").inc()
+            return
+        op = _op(value)
+        try:
+            effects = self._fold(decoded)
+        except Exception as exc:  # a bug must not stop the stream; keep the record
+            log.exception("folding %s[%d]@%d failed", topic, partition, offset)
+            self._reject(
+                DeadLetterReason.INVALID_ENVELOPE,
+                f"processing failed: {exc!r}",
+                where,
+                key,
+                value,
+                table,
+            )
+            return
+        outcome = "folded" if effects is not None else "duplicate"
+        metrics.CDC_EVENTS.labels(table, op, outcome).inc()
+        if effects:
+            self._send(effects)
+
+    def _reject(
+        self,
+        reason: DeadLetterReason,
+        detail: str,
+        where: KafkaRef,
+        key: bytes | None,
+        value: bytes | None,
+        table: str,
+    ) -> None:
+        metrics.CDC_EVENTS.labels(table[:40], "?", "dead_letter").inc()
+        metrics.DEAD_LETTERS.labels(reason.value).inc()
+        self.reject(dead_letter(reason, detail, where, key, value))
+
+    def _fold(self, changes: tuple[Any, ...]) -> list[Effect] | None:
+        """Fold each row change; None when every one was a duplicate."""
+        effects: list[Effect] = []
+        changed = False
+        for change in changes:
+            key = str(change.cod_ind).encode()
+            raw = self.students.get(key)
+            state = empty_student(change.cod_ind) if raw is None else decode_student(raw)
+            new, more = fold(state, change, self.policy)
+            if new is not state:
+                self.students[key] = encode_student(new)
+                changed = True
+            effects.extend(more)
+        return effects if changed else None
+
+    def _send(self, effects: list[Effect]) -> None:
+        by_course: dict[str, list[FactChange]] = defaultdict(list)
+        for routed in route(effects, self.mapping.mapping):
+            by_course[routed.course].append(FactChange(routed.role, routed.fact, routed.asserted))
+        for course, changes in by_course.items():
+            self.emit(FactsChanged(course=course, changes=tuple(changes)))
+
+    def reroute(self, old: CourseMapping, new: CourseMapping) -> int:
+        """After a mapping change: move every current fact from its old courses to its new
+        ones (retract where it no longer maps, assert where it now does). Runs without
+        yielding to the event loop, so no record is folded in between."""
+        from streams.domain.derive import facts_of
+        from streams.domain.fold import FactAsserted
+
+        moved = 0
+        for _, raw in list(self.students.items()):
+            state: StudentState = decode_student(raw)
+            facts = facts_of(state, self.policy)
+            before = {(c.course, c.role, c.fact) for c in route(map(FactAsserted, facts), old)}
+            after = {(c.course, c.role, c.fact) for c in route(map(FactAsserted, facts), new)}
+            by_course: dict[str, list[FactChange]] = defaultdict(list)
+            for course, role, fact in before - after:
+                by_course[course].append(FactChange(role, fact, False))
+            for course, role, fact in after - before:
+                by_course[course].append(FactChange(role, fact, True))
+            for course, changes in by_course.items():
+                self.emit(FactsChanged(course=course, changes=tuple(changes)))
+                moved += len(changes)
+        return moved
+
+
+def _op(value: bytes | None) -> str:
+    """Debezium's op for the metric label, read cheaply (the envelope was already valid)."""
+    if value is None:
+        return "tombstone"
+    at = value.find(b'"op"')
+    if at < 0:
+        return "?"
+    quote = value.find(b'"', value.find(b":", at) + 1)
+    return value[quote + 1 : quote + 2].decode("ascii", "replace") if quote > 0 else "?"
+
+
+class CourseView:
+    """Course events and control commands → the course-keyed tables (one writer per course)."""
+
+    def __init__(
+        self,
+        tables: CourseTables,
+        applier: AppliedSignals,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self.tables = tables
+        self.applier = applier
+        self.clock = clock
+
+    def on_event(self, event: CourseEvent) -> None:
+        if isinstance(event, FactsChanged):
+            self._facts(event)
+        elif isinstance(event, CourseAdopted):
+            self._adopted(event)
+        elif isinstance(event, CommandsApplied):
+            self._applied(event)
+        else:
+            self._released(event)
+
+    # -- facts → desired state -----------------------------------------------------------
+    def _facts(self, event: FactsChanged) -> None:
+        course = event.course
+        members = {(c.fact.user, c.role) for c in event.changes}
+        current = {}
+        for user, role in members:
+            entry = self.tables.desired_entry(course, user, role)
+            if entry is not None:
+                current[(user, role)] = entry
+        changes = [CourseChange(course, c.role, c.fact, c.asserted) for c in event.changes]
+        updated = apply_changes(CourseDesired(course, current), changes, self.clock())
+        dirty = False
+        for member, entry in updated.entries.items():
+            if current.get(member) is not entry:
+                self.tables.put_desired(entry)
+                dirty = True
+        if self.tables.meta(course) is None:
+            self.tables.put_meta(CourseMeta(course))
+        if dirty:
+            self.applier.mark(course)
+
+    # -- results → ledger ----------------------------------------------------------------
+    def _adopted(self, event: CourseAdopted) -> None:
+        course = event.course
+        for found in event.foreign:
+            if self.tables.ledger_entry(course, found.user) is not None:
+                continue
+            status = (
+                EnrolmentStatus.SUSPENDED if found.enrolment.suspend else EnrolmentStatus.ACTIVE
+            )
+            self.tables.put_ledger(
+                LedgerEntry(
+                    course,
+                    found.user,
+                    found.enrolment,
+                    status,
+                    False,
+                    event.at,
+                    None,
+                    found.moodle_user_id,
+                    event.moodle_course_id,
+                )
+            )
+        meta = self.tables.meta(course) or CourseMeta(course)
+        self.tables.put_meta(
+            replace(meta, moodle_course_id=event.moodle_course_id, adopted_at=event.at)
+        )
+        self.applier.folded(course)
+
+    def _applied(self, event: CommandsApplied) -> None:
+        course = event.course
+        for item in event.applied:
+            command = item.command
+            old = self.tables.ledger_entry(course, command.user)
+            before = CourseLedger(course, {command.user: old} if old else {})
+            try:
+                after = ledger_ops.apply(before, command, event.at)
+            except ValueError as exc:  # released to someone else meanwhile: not ours now
+                log.warning("%s", exc)
+                continue
+            entry = after.entries[command.user]
+            self.tables.put_ledger(
+                replace(
+                    entry,
+                    moodle_user_id=item.moodle_user_id or entry.moodle_user_id,
+                    moodle_course_id=event.moodle_course_id,
+                )
+            )
+            if command.kind in (CommandKind.SUSPEND, CommandKind.UNENROL):
+                self._forget_withdrawn(course, command.user)
+        self.applier.folded(course)
+
+    def _forget_withdrawn(self, course: str, user: str) -> None:
+        """The removal is done: its withdrawn desired entries have nothing left to say."""
+        for key, _ in list(scan_prefix(self.tables.desired_table, f"{course}{SEP}{user}{SEP}")):
+            _, _, role = key.split(SEP)
+            entry = self.tables.desired_entry(course, user, role)
+            if entry is not None and not entry.present:
+                self.tables.drop_desired(course, user, role)
+
+    def _released(self, event: EnrolmentsReleased) -> None:
+        course = event.course
+        ledger = self.tables.ledger(course)
+        users = ledger.entries if event.everyone else event.users
+        for user in users:
+            entry = ledger.entries.get(user)
+            if entry is not None and entry.owned:
+                self.tables.put_ledger(replace(entry, owned=False, since=event.at))
+        self.applier.mark(course)
+
+    # -- operator commands ---------------------------------------------------------------
+    def on_control(self, command: ControlCommand) -> None:
+        if command.course is None:
+            self.tables.put_everywhere(_controlled(self.tables.everywhere_meta(), command))
+            self.applier.sweep()
+            return
+        meta = self.tables.meta(command.course) or CourseMeta(command.course)
+        self.tables.put_meta(_controlled(meta, command))
+        self.applier.mark(command.course)
+        log.info("control %s on %s by %s", command.action.value, command.course, command.by)
+
+
+def _controlled(meta: CourseMeta, command: ControlCommand) -> CourseMeta:
+    match command.action:
+        case ControlAction.APPROVE:
+            return replace(meta, approved_at=command.at)
+        case ControlAction.REJECT:
+            return replace(meta, rejected_at=command.at)
+        case ControlAction.PAUSE:
+            return replace(meta, paused=True)
+        case ControlAction.RESUME:
+            return replace(meta, paused=False)

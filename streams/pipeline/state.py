@@ -1,0 +1,125 @@
+"""The course-keyed tables, one entry per member, read a course at a time.
+
+Desired state is keyed ``course␟user␟role`` and the ledger ``course␟user``: a change to one
+membership writes one small entry (and one changelog record), whatever the size of the
+course. The applier reads a whole course by key prefix: a range scan in RocksDB (keys are
+sorted), a filter over the dictionary in the memory store used by tests.
+
+Tables here are faust tables in the worker and plain dicts in unit tests; the only thing
+asked of them is ``get``/``__setitem__``/``__delitem__`` and, for the scan, either faust's
+store or ``items()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, MutableMapping
+from typing import Any
+
+from schemas.course_events import CourseMeta
+from schemas.enrolment import DesiredEnrolment, LedgerEntry
+from streams.applier.ports import Everywhere
+from streams.domain.desired import CourseDesired
+from streams.domain.ledger import CourseLedger
+from streams.pipeline.codec import decode_desired, decode_ledger, decode_meta, encode
+
+__all__ = ["SEP", "CourseTables", "desired_key", "ledger_key", "scan_prefix"]
+
+SEP = "\x1f"  # ASCII unit separator: never in a Moodle idnumber typed by a person
+EVERYWHERE = b"*"
+
+Table = MutableMapping[Any, Any]
+
+
+def desired_key(course: str, user: str, role: str) -> bytes:
+    return f"{course}{SEP}{user}{SEP}{role}".encode()
+
+
+def ledger_key(course: str, user: str) -> bytes:
+    return f"{course}{SEP}{user}".encode()
+
+
+def scan_prefix(table: Table, prefix: str) -> Iterator[tuple[str, bytes]]:
+    """Entries whose key starts with ``prefix``, from the partitions this worker owns.
+
+    Keys are bytes in every store (the tables' key type is ``bytes``)."""
+    store = getattr(table, "data", None)
+    actives = getattr(store, "_dbs_for_actives", None)
+    if actives is not None:  # faust RocksDB store: sorted keys, seek and stop
+        start = prefix.encode()
+        for db in actives():
+            for key, value in db.items(from_key=start):
+                if not key.startswith(start):
+                    break
+                yield key.decode(), value
+        return
+    data = getattr(store, "data", table)  # faust memory store, or a plain dict
+    start = prefix.encode()
+    for key, value in list(data.items()):
+        if key.startswith(start):
+            yield key.decode(), value
+
+
+class CourseTables:
+    """Desired state, ledger and course records: the applier's :class:`CourseState`."""
+
+    def __init__(self, desired: Table, ledger: Table, courses: Table, control: Table) -> None:
+        self.desired_table = desired
+        self.ledger_table = ledger
+        self.courses_table = courses
+        self.control_table = control
+
+    # -- reads (CourseState) ---------------------------------------------------------------
+    def desired(self, course: str) -> CourseDesired:
+        entries = {}
+        for _, raw in scan_prefix(self.desired_table, course + SEP):
+            entry = decode_desired(raw)
+            entries[(entry.user, entry.role)] = entry
+        return CourseDesired(course, entries)
+
+    def ledger(self, course: str) -> CourseLedger:
+        entries = {}
+        for _, raw in scan_prefix(self.ledger_table, course + SEP):
+            entry = decode_ledger(raw)
+            entries[entry.user] = entry
+        return CourseLedger(course, entries)
+
+    def meta(self, course: str) -> CourseMeta | None:
+        raw = self.courses_table.get(course.encode())
+        return None if raw is None else decode_meta(raw)
+
+    def everywhere(self) -> Everywhere:
+        meta = self.everywhere_meta()
+        return Everywhere(meta.approved_at, meta.rejected_at)
+
+    def everywhere_meta(self) -> CourseMeta:
+        raw = self.control_table.get(EVERYWHERE)
+        return CourseMeta("*") if raw is None else decode_meta(raw)
+
+    def courses(self) -> Iterable[str]:
+        return [key.decode() for key in list(self.courses_table.keys())]
+
+    # -- writes (only from the course agent, inside its event) ----------------------------
+    def put_desired(self, entry: DesiredEnrolment) -> None:
+        self.desired_table[desired_key(entry.course, entry.user, entry.role)] = encode(entry)
+
+    def drop_desired(self, course: str, user: str, role: str) -> None:
+        key = desired_key(course, user, role)
+        if self.desired_table.get(key) is not None:
+            del self.desired_table[key]
+
+    def desired_entry(self, course: str, user: str, role: str) -> DesiredEnrolment | None:
+        raw = self.desired_table.get(desired_key(course, user, role))
+        return None if raw is None else decode_desired(raw)
+
+    def ledger_entry(self, course: str, user: str) -> LedgerEntry | None:
+        raw = self.ledger_table.get(ledger_key(course, user))
+        return None if raw is None else decode_ledger(raw)
+
+    def put_ledger(self, entry: LedgerEntry) -> None:
+        self.ledger_table[ledger_key(entry.course, entry.user)] = encode(entry)
+
+    def put_meta(self, meta: CourseMeta) -> None:
+        self.courses_table[meta.course.encode()] = encode(meta)
+
+    def put_everywhere(self, meta: CourseMeta) -> None:
+        self.control_table[EVERYWHERE] = encode(meta)

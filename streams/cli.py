@@ -16,6 +16,12 @@ _SUBCOMMANDS: dict[str, str] = {
     "moodle-emulator": "streams.emulator.cli:command",
     "schemas": "schemas.export:command",
     "worker": "streams.pipeline.worker:command",
+    "approve": "streams.tools.control:approve",
+    "reject": "streams.tools.control:reject",
+    "pause": "streams.tools.control:pause",
+    "resume": "streams.tools.control:resume",
+    "release": "streams.tools.control:release",
+    "mapping": "streams.tools.control:mapping",
 }
 
 

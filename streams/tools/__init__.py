@@ -1,0 +1,1 @@
+"""Operator and auditor tools: control commands, and (later) audit, replay, diff, bulk sources."""

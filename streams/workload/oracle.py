@@ -104,7 +104,9 @@ class Comparison:
         )
 
 
-def compare(expected: Pairs, roster: MoodleRoster, ignore: Pairs = frozenset()) -> Comparison:
+def compare(
+    expected: Pairs, roster: MoodleRoster, ignore: frozenset[tuple[str, str]] = frozenset()
+) -> Comparison:
     """``ignore``: enrolments the reconciler must not own (a teacher's, another method's)."""
     active = roster.pairs("active") - set(ignore)
     suspended = roster.pairs("suspended")

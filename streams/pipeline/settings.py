@@ -34,6 +34,9 @@ class WorkerSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(9464, ge=0, le=65535, description="/livez /readyz /metrics /status.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    start_from: Literal["earliest", "latest"] = Field(
+        "earliest", description="Where a new consumer group starts reading (replay everything)."
+    )
 
     # -- mapping and identities ----------------------------------------------------------------
     course_template: str = Field("{cod_anu}-{cod_elp}", description="Element → course idnumber.")

@@ -1,0 +1,341 @@
+"""The pipeline in one process (no Kafka) against the in-process emulator: each behaviour of
+the applier read back from Moodle through its web services."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from schemas.audit import Outcome
+from schemas.control import ControlAction, ControlCommand
+from schemas.course_events import CommandsApplied
+from schemas.deadletter import DeadLetterReason
+from schemas.debezium import Table
+from streams.domain.policy import GuardPolicy, PlanPolicy
+from streams.emulator import Faults, RunningEmulator, running_emulator
+from tests.unit.domain.apogee import Db
+from tests.unit.pipeline.harness import Loop, seed
+
+PERSON, IAE, ICE = Table.INDIVIDU, Table.INS_ADM_ETP, Table.IND_CONTRAT_ELP
+GRACE = PlanPolicy(grace=timedelta(minutes=10))
+ICE_TOPIC = "apogee.apogee.ind_contrat_elp"
+
+
+def student(
+    db: Db,
+    cod_ind: int,
+    elps: tuple[str, ...] = ("INF101",),
+    etu: int | None = None,
+    etp: str = "L1INF",
+) -> None:
+    db.write(PERSON, cod_ind=cod_ind, cod_etu=etu if etu is not None else 21_000_000 + cod_ind)
+    db.write(
+        IAE, cod_anu="2026", cod_ind=cod_ind, cod_etp=etp, cod_vrs_vet=1, num_occ_iae=1, eta_iae="E"
+    )
+    for elp in elps:
+        contract(db, cod_ind, elp, etp)
+    db.commit()
+
+
+def contract(db: Db, cod_ind: int, elp: str, etp: str = "L1INF") -> None:
+    db.write(
+        ICE,
+        cod_anu="2026",
+        cod_ind=cod_ind,
+        cod_etp=etp,
+        cod_vrs_vet=1,
+        cod_elp=elp,
+        tem_prc_ice="N",
+    )
+
+
+def drop(db: Db, cod_ind: int, elp: str, etp: str = "L1INF") -> None:
+    db.delete(ICE, cod_anu="2026", cod_ind=cod_ind, cod_etp=etp, cod_vrs_vet=1, cod_elp=elp)
+    db.commit()
+
+
+def etu(cod_ind: int) -> str:
+    return str(21_000_000 + cod_ind)
+
+
+USERS = [etu(i) for i in range(1, 41)]
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[RunningEmulator]:
+    async with running_emulator(seed(USERS, ["2026-INF101", "2026-INF102"])) as running:
+        yield running
+
+
+@pytest.fixture
+async def loop(emulator: RunningEmulator) -> AsyncIterator[Loop]:
+    loop = Loop(emulator.url, GRACE)
+    yield loop
+    await loop.close()
+
+
+async def test_a_contract_row_enrols_then_its_removal_suspends_after_grace(loop: Loop) -> None:
+    db = Db()
+    student(db, 1, ("INF101", "INF102"))
+    loop.feed(db)
+    await loop.settle()
+    assert await loop.roster("2026-INF101") == {etu(1): "active"}
+    assert await loop.roster("2026-INF102") == {etu(1): "active"}
+
+    drop(db, 1, "INF102")
+    loop.feed(db)
+    await loop.settle()
+    assert await loop.roster("2026-INF102") == {etu(1): "active"}, "suspended before the grace"
+    await loop.later(GRACE.grace.total_seconds() + 1)
+    assert await loop.roster("2026-INF102") == {etu(1): "suspended"}
+    assert await loop.roster("2026-INF101") == {etu(1): "active"}
+
+    contract(db, 1, "INF102")
+    db.commit()
+    loop.feed(db)
+    await loop.settle()
+    assert await loop.roster("2026-INF102") == {etu(1): "active"}
+    applied = [a.command.kind.value for a in loop.audits if a.outcome is Outcome.APPLIED]
+    assert applied == ["enrol", "enrol", "suspend", "reactivate"]
+
+
+async def test_delete_and_reinsert_in_one_transaction_makes_no_moodle_call(
+    loop: Loop, emulator: RunningEmulator
+) -> None:
+    db = Db()
+    student(db, 1)
+    loop.feed(db)
+    await loop.settle()
+    calls_before = len([a for a in loop.audits if a.outcome is Outcome.APPLIED])
+    db.delete(ICE, cod_anu="2026", cod_ind=1, cod_etp="L1INF", cod_vrs_vet=1, cod_elp="INF101")
+    contract(db, 1, "INF101")
+    db.commit()
+    loop.feed(db)
+    await loop.settle()
+    await loop.later(GRACE.grace.total_seconds() * 2)
+    assert await loop.roster("2026-INF101") == {etu(1): "active"}
+    assert len([a for a in loop.audits if a.outcome is Outcome.APPLIED]) == calls_before
+
+
+async def test_a_cancelled_administrative_enrolment_suspends_its_elements(loop: Loop) -> None:
+    db = Db()
+    student(db, 1, ("INF101", "INF102"))
+    student(db, 2, ("INF101",))
+    loop.feed(db)
+    await loop.settle()
+    db.write(
+        IAE, cod_anu="2026", cod_ind=1, cod_etp="L1INF", cod_vrs_vet=1, num_occ_iae=1, eta_iae="A"
+    )
+    db.commit()
+    loop.feed(db)
+    await loop.later(GRACE.grace.total_seconds() + 1)
+    assert await loop.roster("2026-INF101") == {etu(1): "suspended", etu(2): "active"}
+    assert await loop.roster("2026-INF102") == {etu(1): "suspended"}
+
+
+async def test_a_teachers_own_enrolment_is_never_touched(emulator: RunningEmulator) -> None:
+    state_seed = seed(USERS, ["2026-INF101"])
+    # user 1 already enrolled by hand (as a teacher) before the reconciler ever ran
+    state_seed["user_enrolments"] = [{"instanceid": 1, "userid": 100, "status": 0}]
+    state_seed["role_assignments"] = [{"courseid": 10, "userid": 100, "roleid": 3}]
+    async with running_emulator(state_seed) as running:
+        loop = Loop(running.url, GRACE)
+        try:
+            db = Db()
+            student(db, 1)  # APOGÉE also has them as a student: still foreign, never changed
+            student(db, 2)
+            loop.feed(db)
+            await loop.settle()
+            drop(db, 1, "INF101")
+            loop.feed(db)
+            await loop.later(GRACE.grace.total_seconds() + 1)
+            assert await loop.roster("2026-INF101") == {etu(1): "active", etu(2): "active"}
+            touched = {a.command.user for a in loop.audits}
+            assert touched == {etu(2)}
+            ledger = loop.tables.ledger("2026-INF101")
+            assert ledger.entries[etu(1)].owned is False
+            assert ledger.entries[etu(1)].enrolment.role == "editingteacher"
+        finally:
+            await loop.close()
+
+
+async def test_a_user_missing_from_moodle_is_parked_then_enrolled_when_created(
+    loop: Loop, emulator: RunningEmulator
+) -> None:
+    db = Db()
+    student(db, 1)
+    student(db, 77, etu=29_999_999)  # no such Moodle user yet
+    loop.feed(db)
+    await loop.settle()
+    assert await loop.roster("2026-INF101") == {etu(1): "active"}
+    parked = loop.applier.parking.users
+    assert [(k, p.reason.value) for k, p in parked.items()] == [
+        (("2026-INF101", "29999999"), "user_not_found")
+    ]
+    async with httpx.AsyncClient() as http:
+        created = await http.post(
+            f"{emulator.url}/_emulator/users", json={"username": "late", "idnumber": "29999999"}
+        )
+        assert created.status_code == 200
+    await loop.later(loop.applier.config.park_retry_s + 1)
+    assert await loop.roster("2026-INF101") == {etu(1): "active", "29999999": "active"}
+
+
+async def test_a_course_missing_from_moodle_is_parked_and_others_go_on(loop: Loop) -> None:
+    db = Db()
+    student(db, 1, ("INF101", "NOPE999"))
+    loop.feed(db)
+    await loop.settle()
+    assert await loop.roster("2026-INF101") == {etu(1): "active"}
+    assert loop.applier.parking.courses["2026-NOPE999"].reason.value == "course_not_found"
+    before = len(loop.events)
+    await loop.later(loop.applier.config.park_retry_s + 1)  # looked up again, still missing
+    assert len(loop.events) == before
+    assert "2026-NOPE999" in loop.applier.parking.courses
+
+
+async def test_transient_errors_are_retried_from_state(
+    loop: Loop, emulator: RunningEmulator
+) -> None:
+    db = Db()
+    student(db, 1)
+    loop.feed(db)
+    await loop.settle()
+    loop.applier.moodle.remember_user(etu(2), 101)  # known: the enrol call itself fails
+    emulator.emulator.injector.configure(Faults(fail_next=200, error_kind="http503"))
+    student(db, 2)
+    loop.feed(db)
+    await loop.settle()
+    assert [a.outcome for a in loop.audits] == [Outcome.APPLIED, Outcome.RETRY]
+    assert loop.audits[-1].command.user == etu(2)
+    emulator.emulator.injector.configure(Faults())
+    await loop.later(loop.applier.config.retry_cap_s + 1)
+    assert await loop.roster("2026-INF101") == {etu(1): "active", etu(2): "active"}
+
+
+async def test_one_invalid_item_is_isolated_and_the_rest_applied(emulator: RunningEmulator) -> None:
+    bad_seed = seed(USERS, ["2026-INF101"])
+    bad_seed["users"].append(
+        {"id": 999, "username": "gone", "idnumber": "28888888", "deleted": False}
+    )
+    async with running_emulator(bad_seed) as running:
+        loop = Loop(running.url, GRACE)
+        try:
+            db = Db()
+            for i in (1, 2, 3):
+                student(db, i)
+            student(db, 88, etu=28_888_888)
+            loop.feed(db)
+            loop.applier.moodle.remember_user("28888888", 424242)  # a stale id: Moodle rejects
+            await loop.settle()
+            assert await loop.roster("2026-INF101") == {etu(i): "active" for i in (1, 2, 3)}
+            rejected = [a for a in loop.audits if a.outcome is Outcome.REJECTED]
+            assert [a.command.user for a in rejected] == ["28888888"]
+            assert ("2026-INF101", "28888888") in loop.applier.parking.users
+        finally:
+            await loop.close()
+
+
+async def test_mass_removal_is_held_until_approved_and_other_courses_go_on(
+    emulator: RunningEmulator,
+) -> None:
+    policy = PlanPolicy(grace=timedelta(minutes=10), guard=GuardPolicy(course_max_count=30))
+    loop = Loop(emulator.url, policy)
+    try:
+        db = Db()
+        for i in range(1, 41):
+            student(db, i, ("INF101",) if i > 2 else ("INF101", "INF102"))
+        loop.feed(db)
+        await loop.settle()
+        for i in range(1, 16):  # 15 of 40 = 37 %: a mass removal
+            drop(db, i, "INF101")
+        drop(db, 1, "INF102")  # an ordinary removal elsewhere
+        loop.feed(db)
+        await loop.later(policy.grace.total_seconds() + 1)
+        roster = await loop.roster("2026-INF101")
+        assert sum(s == "active" for s in roster.values()) == 40, "held, nothing suspended"
+        assert loop.applier.held == {"2026-INF101": 15, "2026-INF102": 0}
+        assert (await loop.roster("2026-INF102"))[etu(1)] == "suspended"
+        held = [a for a in loop.audits if a.outcome is Outcome.HELD]
+        assert len(held) == 15
+
+        approval = ControlCommand(
+            action=ControlAction.APPROVE, course="2026-INF101", at=loop.clock.wall(), by="test"
+        )
+        loop.courses.on_control(approval)
+        await loop.settle()
+        roster = await loop.roster("2026-INF101")
+        assert sorted(u for u, s in roster.items() if s == "suspended") == sorted(
+            etu(i) for i in range(1, 16)
+        )
+    finally:
+        await loop.close()
+
+
+async def test_a_paused_course_gets_no_call_until_resumed(loop: Loop) -> None:
+    loop.courses.on_control(
+        ControlCommand(action=ControlAction.PAUSE, course="2026-INF101", at=loop.clock.wall())
+    )
+    db = Db()
+    student(db, 1)
+    loop.feed(db)
+    await loop.settle()
+    assert await loop.roster("2026-INF101") == {}
+    loop.courses.on_control(
+        ControlCommand(action=ControlAction.RESUME, course="2026-INF101", at=loop.clock.wall())
+    )
+    await loop.settle()
+    assert await loop.roster("2026-INF101") == {etu(1): "active"}
+
+
+async def test_replayed_records_make_no_second_call(loop: Loop) -> None:
+    db = Db()
+    student(db, 1)
+    loop.feed(db)
+    await loop.settle()
+    events = len(loop.events)
+    loop._fed = 0  # the connector restarted: every record again
+    loop.feed(db)
+    await loop.settle()
+    assert len(loop.events) == events
+    assert sum(isinstance(e, CommandsApplied) for e in loop.events) == 1
+
+
+async def test_bad_records_go_to_the_dead_letter_topic_and_the_rest_converges(loop: Loop) -> None:
+    loop.raw(ICE_TOPIC, b"{not json")
+    loop.raw(ICE_TOPIC, b'{"op": "c", "after": {"cod_anu": "2026"}, "source": {"lsn": 1}}')
+    loop.raw(ICE_TOPIC, b'{"op": "t", "source": {"lsn": 2}}')
+    loop.raw("apogee.apogee.unknown_table", b"{}")
+    loop.raw(ICE_TOPIC, b"\xff\xfe invalid utf-8")
+    db = Db()
+    student(db, 1)
+    loop.feed(db)
+    await loop.settle()
+    assert [d.reason for d in loop.dead_letters] == [
+        DeadLetterReason.MALFORMED_JSON,
+        DeadLetterReason.INVALID_ENVELOPE,
+        DeadLetterReason.UNSUPPORTED_OPERATION,
+        DeadLetterReason.UNKNOWN_TABLE,
+        DeadLetterReason.MALFORMED_JSON,
+    ]
+    assert loop.dead_letters[-1].value == "\\xff\\xfe invalid utf-8"
+    assert loop.dead_letters[0].offset == 0 and loop.dead_letters[0].topic == ICE_TOPIC
+    assert await loop.roster("2026-INF101") == {etu(1): "active"}
+
+
+async def test_every_applied_change_is_audited_with_its_lineage(loop: Loop) -> None:
+    db = Db()
+    student(db, 1)
+    loop.feed(db)
+    await loop.settle()
+    (record,) = [a for a in loop.audits if a.outcome is Outcome.APPLIED]
+    assert record.ws_function == "enrol_manual_enrol_users"
+    assert record.moodle_user_id == 100 and record.moodle_course_id == 10
+    cause = record.command.facts[0].provenance[0]
+    assert cause.table == "IND_CONTRAT_ELP" and cause.key == "2026|1|L1INF|1|INF101"
+    assert cause.topic == ICE_TOPIC and cause.offset is not None
+    assert cause.log > 0 and cause.tx is not None and cause.committed_ms is not None
+    assert record.latency_s is not None and record.latency_s >= 0

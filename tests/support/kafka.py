@@ -22,7 +22,13 @@ class Record:
 
 
 def _decode(raw: bytes | None) -> Any:
-    return None if raw is None else json.loads(raw)
+    """JSON when it is JSON (Debezium, the reconciler's records), else the text (plain keys)."""
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "backslashreplace")
 
 
 def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:

@@ -76,7 +76,7 @@ class Pipeline:
             topic_partitions=w.partitions,
             topic_allow_declare=True,
             table_standby_replicas=0,
-            consumer_auto_offset_reset=w.start_from,
+            consumer_auto_offset_reset="earliest",  # start_from: see streams.kafka.offsets
             producer_acks=-1,
             stream_wait_empty=False,
             key_serializer="raw",

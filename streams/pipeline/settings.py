@@ -35,7 +35,9 @@ class WorkerSettings(BaseSettings):
     http_port: int = Field(9464, ge=0, le=65535, description="/livez /readyz /metrics /status.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     start_from: Literal["earliest", "latest"] = Field(
-        "earliest", description="Where a new consumer group starts reading (replay everything)."
+        "earliest",
+        description="Where a NEW consumer group starts on the CDC and control topics "
+        "(earliest: replay all history; latest: only changes from now on).",
     )
 
     # -- mapping and identities ----------------------------------------------------------------

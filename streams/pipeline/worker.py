@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from schemas.deadletter import DeadLetterRecord
 from streams.kafka.admin import TopicError, ensure_topics
+from streams.kafka.offsets import commit_end_offsets_if_new
 from streams.kafka.settings import KafkaSettings, TopicNames
 from streams.moodle import MoodleSettings
 from streams.pipeline import topics as topic_specs
@@ -89,6 +90,12 @@ def command(shadow: bool | None, store: str | None) -> None:
         sys.exit(3)
     if created:
         log.info("created topics: %s", ", ".join(created))
+    if worker.start_from == "latest":
+        moved = commit_end_offsets_if_new(kafka, worker.app_id, [*names.cdc, names.control])
+        if moved:
+            log.info(
+                "new consumer group %s starts at the end of %d partition(s)", worker.app_id, moved
+            )
 
     from streams.pipeline.app import Pipeline, PipelineConfig  # faust is slow to import
     from streams.pipeline.mapping_feed import MappingFeed

@@ -20,7 +20,7 @@ from confluent_kafka import Producer
 from streams.moodle import Enrolment
 from tests.support.backends import Services
 from tests.support.e2e import Run, e2e_run, eventually, seed, wait_until
-from tests.support.kafka import Record, read_until
+from tests.support.kafka import Record, read_all, read_until
 
 pytestmark = pytest.mark.e2e
 
@@ -58,21 +58,7 @@ def _enrolment(run: Run, element: str, i: int) -> dict[str, Any]:
 
 def _audit(run: Run) -> list[Record]:
     """Every audit record of this run so far."""
-    return _all(run.services.bootstrap_servers, f"{run.app_id}.audit")
-
-
-def _all(bootstrap: str, topic: str) -> list[Record]:
-    seen: list[Record] = []
-
-    def grab(records: list[Record]) -> bool:
-        seen[:] = records
-        return False
-
-    try:
-        read_until(bootstrap, topic, grab, timeout_s=3)
-    except AssertionError:
-        pass
-    return seen
+    return read_all(run.services.bootstrap_servers, f"{run.app_id}.audit")
 
 
 async def _enrol_teacher_by_hand(run: Run) -> None:
@@ -209,7 +195,8 @@ async def test_mass_deletion_is_held_until_approved_while_others_converge(run: R
     await eventually(lambda: _is(run, "M2", {run.slice.etu(60): "active"}), 60, "M2 converges")
     assert await _count(run, "M", "active", 40), "nothing suspended while held"
 
-    approve = subprocess.run(
+    approve = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "streams.cli", "approve", run.slice.course("M"), "--by", "e2e"],
         env={**os.environ, **run.worker_env()},
         capture_output=True,

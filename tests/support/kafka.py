@@ -102,3 +102,20 @@ def _wait_partitions(consumer: Consumer, topic: str, deadline: float) -> list[in
             return sorted(meta.partitions)
         time.sleep(0.5)
     raise AssertionError(f"topic {topic} did not appear")
+
+
+def read_all(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[Record]:
+    """Every record on ``topic`` now: read until each partition reaches its high watermark."""
+    ends = end_offsets(bootstrap, topic)
+    if not any(ends.values()):
+        return []
+    reached: dict[int, int] = {}
+
+    def complete(records: list[Record]) -> bool:
+        for r in records[len(reached_log) :]:
+            reached[r.partition] = r.offset + 1
+        reached_log[:] = records
+        return all(reached.get(p, 0) >= end for p, end in ends.items() if end)
+
+    reached_log: list[Record] = []
+    return read_until(bootstrap, topic, complete, timeout_s=timeout_s)

@@ -7,20 +7,29 @@ during the snapshot win over the snapshot read of the same row.
 
 from __future__ import annotations
 
+from string import hexdigits
+
 from schemas.lineage import SourceRef
 
 __all__ = ["Position", "is_newer", "position"]
 
 Position = tuple[int, int, int, int]
+_HEX = frozenset(hexdigits)
 
 
 def _tx_order(tx: str | None) -> int:
+    """A txId as an int; two transactions never tie (the later change would look like a replay).
+
+    Hex digits are read as hex: Oracle's txId is a fixed-width hex XID (digits-only ones
+    included), and PostgreSQL's decimal txId keeps its numeric order when read so (a longer
+    number is larger in both bases; equal lengths compare digit by digit). Anything else is
+    ordered by its bytes, on odd values, so it can tie with neither kind.
+    """
     if not tx:
         return 0
-    try:
-        return int(tx) if tx.isdigit() else int(tx, 16)
-    except ValueError:
-        return 0
+    if _HEX.issuperset(tx):
+        return int(tx, 16) << 1
+    return int.from_bytes(tx.encode(), "big") << 1 | 1
 
 
 def position(ref: SourceRef) -> Position:

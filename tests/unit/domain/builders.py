@@ -14,8 +14,8 @@ from streams.domain.ledger import CourseLedger, empty_ledger
 COURSE = "2026-INF101"
 
 
-def fact(user: str, elp: str = "INF101", etp: str = "L1INF") -> MembershipFact:
-    return MembershipFact(user, FactKind.ELEMENT, "2026", etp, 1, elp, cod_ind=int(user))
+def fact(user: str, elp: str = "INF101", etp: str = "L1INF", vrs: int = 1) -> MembershipFact:
+    return MembershipFact(user, FactKind.ELEMENT, "2026", etp, vrs, elp, cod_ind=int(user))
 
 
 def assert_(

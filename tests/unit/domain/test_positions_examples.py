@@ -78,6 +78,9 @@ def test_a_txid_that_is_not_a_number_still_has_a_place_of_its_own() -> None:
     assert position(a) != position(b)
     assert newer_only_one_way(b, a)
     assert position(ora(20, 50, "zz")) != position(ora(20, 50, None))
+    # ... nor with a hex one ("zz" is 0x7a7a as bytes: it ties with neither neighbour).
+    for hex_tx in ("7a7a", "7a7b", "f4f5"):
+        assert position(ora(20, 50, "zz")) != position(ora(20, 50, hex_tx))
 
 
 def test_oracle_breaks_a_full_tie_by_ssn() -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pytest
+
 from schemas.commands import CommandKind
 from schemas.enrolment import EnrolmentStatus, EnrolmentTuple
-from streams.domain.desired import CourseDesired, empty_desired
+from streams.domain.desired import CourseDesired, empty_desired, forget_withdrawn
 from streams.domain.ledger import CourseLedger, apply_all, empty_ledger, record_foreign
 from streams.domain.plan import GlobalLoad, admit_global, plan
 from streams.domain.policy import Approvals, GuardPolicy, PlanPolicy, RemovalMode
@@ -144,3 +146,119 @@ def test_a_trickle_of_small_removals_inside_the_window_is_still_a_mass_removal()
         result = plan(desired, ledger, policy, now)
         ledger = apply_all(ledger, result.commands, now)
     assert len(result.removals) == 0 and len(result.held) == 2  # 2 + 2 > 3 within 24 h
+
+
+# -- grace counts from the latest withdrawal -------------------------------------------------
+
+
+ROLE_FACT = {"student": "INF101", "teacher": "TUT"}
+
+
+@pytest.mark.parametrize(("first", "last"), [("student", "teacher"), ("teacher", "student")])
+def test_grace_counts_from_the_latest_withdrawal_of_a_user(first: str, last: str) -> None:
+    """Two roles withdrawn 30 min apart, in either order: the removal waits for the later."""
+    desired = assert_(desired_of(["1"], T0), "1", T0, role="teacher", elp="TUT")
+    desired = retract(desired, "1", T0, role=first, elp=ROLE_FACT[first])
+    desired = retract(desired, "1", T0 + HOUR / 2, role=last, elp=ROLE_FACT[last])
+    ledger = ledger_of([entry("1", T0 - HOUR, role="teacher")])
+    waiting = plan(desired, ledger, POLICY, T0 + HOUR)
+    assert waiting.commands == () and waiting.next_due == T0 + HOUR + HOUR / 2
+    (suspend,) = plan(desired, ledger, POLICY, T0 + HOUR + HOUR / 2).commands
+    assert suspend.kind is SUSPEND
+    assert [f.cod_elp for f in suspend.facts] == [ROLE_FACT[last]]  # the change that removed
+
+
+def test_grace_counts_from_our_enrolment_when_it_came_after_the_withdrawal() -> None:
+    desired = retract(desired_of(["1"], T0), "1", T0)
+    ledger = ledger_of([entry("1", T0 + HOUR)])  # enrolled late (e.g. parked user)
+    assert plan(desired, ledger, POLICY, T0 + 2 * HOUR - timedelta(seconds=1)).commands == ()
+    assert kinds(plan(desired, ledger, POLICY, T0 + 2 * HOUR).commands) == [(SUSPEND, "1")]
+
+
+def test_a_forgotten_withdrawal_falls_back_on_the_ledger() -> None:
+    desired = forget_withdrawn(retract(desired_of(["1"], T0), "1", T0), T0 + HOUR)
+    assert desired.entries == {}
+    ledger = ledger_of([entry("1", T0 + HOUR)])
+    (suspend,) = plan(desired, ledger, POLICY, T0 + 2 * HOUR).commands
+    assert (suspend.kind, suspend.facts) == (SUSPEND, ())
+
+
+# -- what the commands carry -----------------------------------------------------------------
+
+TIMED = PlanPolicy(grace=HOUR, timestart=1_788_000_000, timeend=1_800_000_000)
+TIMED_TUPLE = EnrolmentTuple("student", 1_788_000_000, 1_800_000_000, False)
+OTHER = "2026-MAT201"
+
+
+def test_an_enrolment_carries_the_course_and_the_site_s_times() -> None:
+    (command,) = plan(desired_of(["1"], T0, OTHER), empty_ledger(OTHER), TIMED, T0).commands
+    assert (command.kind, command.course, command.user) == (ENROL, OTHER, "1")
+    assert command.enrolment == TIMED_TUPLE
+
+
+def test_a_reactivation_carries_the_course_times_and_facts() -> None:
+    desired = desired_of(["1"], T0, OTHER)
+    ledger = ledger_of([entry("1", T0, EnrolmentStatus.SUSPENDED, course=OTHER)], OTHER)
+    (command,) = plan(desired, ledger, TIMED, T0).commands
+    assert (command.kind, command.course, command.enrolment) == (
+        CommandKind.REACTIVATE,
+        OTHER,
+        TIMED_TUPLE,
+    )
+    assert command.facts == desired.entries[("1", "student")].facts
+
+
+def test_a_role_change_carries_the_course_times_and_facts() -> None:
+    desired = assert_(desired_of(["1"], T0, OTHER), "1", T0, role="teacher", elp="TUT")
+    ledger = ledger_of([entry("1", T0, course=OTHER)], OTHER)
+    (command,) = plan(desired, ledger, TIMED, T0).commands
+    assert (command.kind, command.course, command.previous_role) == (
+        CommandKind.CHANGE_ROLE,
+        OTHER,
+        "student",
+    )
+    assert command.enrolment == EnrolmentTuple("teacher", 1_788_000_000, 1_800_000_000, False)
+    assert command.facts == desired.entries[("1", "teacher")].facts
+
+
+def test_a_removal_carries_the_course() -> None:
+    desired = retract(desired_of(["1"], T0, OTHER), "1", T0)
+    ledger = ledger_of([entry("1", T0, course=OTHER)], OTHER)
+    (command,) = plan(desired, ledger, POLICY, T0 + HOUR).commands
+    assert (command.kind, command.course) == (SUSPEND, OTHER)
+
+
+def test_an_unenrolled_member_who_comes_back_is_enrolled_again() -> None:
+    ledger = ledger_of([entry("1", T0, EnrolmentStatus.UNENROLLED)])
+    assert kinds(plan(desired_of(["1"], T0), ledger, POLICY, T0).commands) == [(ENROL, "1")]
+
+
+def test_the_tuple_is_sent_again_when_the_site_s_times_change() -> None:
+    desired, ledger = desired_of(["1"], T0), empty_ledger(COURSE)
+    ledger = apply_all(ledger, plan(desired, ledger, POLICY, T0).commands, T0)
+    assert plan(desired, ledger, POLICY, T0).commands == ()
+    (resend,) = plan(desired, ledger, TIMED, T0 + HOUR).commands
+    assert (resend.kind, resend.enrolment) == (ENROL, TIMED_TUPLE)
+    assert resend.facts == desired.entries[("1", "student")].facts
+    ledger = apply_all(ledger, [resend], T0 + HOUR)
+    assert plan(desired, ledger, TIMED, T0 + HOUR).commands == ()
+    assert ledger.entries["1"].since == T0  # still the same active enrolment
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_the_facts_of_a_command_come_in_a_stable_order(count: int) -> None:
+    elements = ["INF103", "INF102", "INF101"][-count:]
+    forward = backward = desired_of([], T0)
+    for elp in elements:
+        forward = assert_(forward, "1", T0, elp=elp)
+    for elp in reversed(elements):
+        backward = assert_(backward, "1", T0, elp=elp)
+    (one,) = plan(forward, empty_ledger(COURSE), POLICY, T0).commands
+    (other,) = plan(backward, empty_ledger(COURSE), POLICY, T0).commands
+    assert one.facts == other.facts
+    assert [f.cod_elp for f in one.facts] == sorted(elements)
+
+
+def test_plan_refuses_a_ledger_of_another_course() -> None:
+    with pytest.raises(ValueError, match="desired '2026-INF101' planned against ledger 'X'"):
+        plan(desired_of(["1"], T0), empty_ledger("X"), POLICY, T0)

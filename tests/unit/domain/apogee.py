@@ -9,7 +9,8 @@ columns, decimals as strings, ``scn``/``commit_scn``/hex ``txId``).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from schemas.debezium import Table
@@ -82,6 +83,23 @@ class Db:
         self.log += 1
         return reads
 
+    def racing_snapshot(self, transaction: Callable[[], None]) -> None:
+        """The connector's snapshot taken while ``transaction`` is in flight.
+
+        The transaction's changes are logged before the snapshot position and commit after
+        it; the snapshot reads the rows as they were before the transaction. Its reads come
+        first in ``records``, then the transaction's events (streamed once committed).
+        """
+        committed = {table: dict(rows) for table, rows in self.tables.items()}
+        mark = len(self.records)
+        transaction()
+        in_flight, self.records = self.records[mark:], self.records[:mark]
+        current, self.tables = self.tables, committed
+        self.records.extend(self.snapshot())
+        self.tables = current
+        self.log += 1
+        self.records.extend(_committed_at(record, self.log) for record in in_flight)
+
     # -- the connector ------------------------------------------------------------
     def _emit(self, table: Table, op: str, before: Row | None, after: Row | None) -> None:
         self.log += 2
@@ -122,6 +140,17 @@ class Db:
                 "txId": tx,
             }
         return {**common, "connector": "postgresql", "lsn": self.log, "txId": self.tx}
+
+
+def _committed_at(record: Record, commit: int) -> Record:
+    """Oracle events carry their commit SCN: move it to ``commit`` (PostgreSQL has none)."""
+    if record.value is None:
+        return record
+    envelope = json.loads(record.value)
+    if envelope["source"]["connector"] != "oracle":
+        return record
+    envelope["source"]["commit_scn"] = str(commit)
+    return replace(record, value=json.dumps(envelope).encode())
 
 
 def _oracle_value(column: str, value: Any) -> Any:

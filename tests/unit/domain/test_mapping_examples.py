@@ -108,3 +108,89 @@ def test_a_rule_names_an_element_or_a_stage_version() -> None:
         rule("r1", "{cod_anu}-X")
     with pytest.raises(ValidationError, match="unknown placeholder"):
         rule("r1", "{cod_anu}-{cod_dip}", cod_elp="MAT1")
+
+
+def test_two_rules_for_one_element_keep_both_targets() -> None:
+    mapping = build_mapping(
+        [
+            rule("r2", "{cod_anu}-MATHS-B", cod_elp="MAT1"),
+            rule("r1", "{cod_anu}-MATHS-A", cod_elp="MAT1"),
+        ]
+    )
+    assert targets(element("MAT1"), mapping) == (
+        ("2026-MATHS-A", "student"),
+        ("2026-MATHS-B", "student"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("keep", "default_kept"),
+    [((True, True), True), ((True, False), False), ((False, False), False)],
+)
+def test_the_default_stays_only_if_every_rule_for_the_element_keeps_it(
+    keep: tuple[bool, bool], default_kept: bool
+) -> None:
+    mapping = build_mapping(
+        [
+            rule("r1", "{cod_anu}-A", cod_elp="MAT1", keep_default=keep[0]),
+            rule("r2", "{cod_anu}-B", cod_elp="MAT1", keep_default=keep[1]),
+        ]
+    )
+    found = targets(element("MAT1"), mapping)
+    assert ("2026-A", "student") in found and ("2026-B", "student") in found
+    assert (("2026-MAT1", "student") in found) is default_kept
+
+
+def test_two_rules_for_one_stage_version_keep_both_targets() -> None:
+    mapping = build_mapping(
+        [
+            rule("r1", "{cod_anu}-{cod_etp}-CM", cod_etp="L1INF", cod_vrs_vet=1),
+            rule("r2", "{cod_anu}-{cod_etp}-TD", cod_etp="L1INF", cod_vrs_vet=1),
+            rule("r3", "{cod_anu}-OTHER", cod_etp="L2INF", cod_vrs_vet=1),
+        ]
+    )
+    assert targets(stage(), mapping) == (("2026-L1INF-CM", "student"), ("2026-L1INF-TD", "student"))
+    assert targets(stage("L2INF"), mapping) == (("2026-OTHER", "student"),)
+    assert targets(stage("L3INF"), mapping) == ()
+
+
+def test_stage_facts_follow_the_stage_template() -> None:
+    mapping = build_mapping((), stage_template="{cod_anu}-{cod_etp}-V{cod_vrs_vet}")
+    assert targets(stage(vrs=2), mapping) == (("2026-L1INF-V2", "student"),)
+    assert targets(element("INF101"), mapping) == (("2026-INF101", "student"),)
+
+
+def test_a_stage_template_without_the_year_is_refused() -> None:
+    with pytest.raises(ValueError, match="must contain"):
+        build_mapping((), stage_template="{cod_etp}-{cod_vrs_vet}")
+
+
+def test_the_default_role_and_no_element_default() -> None:
+    mapping = build_mapping((), element_template=None, role="teacher")
+    assert targets(element("INF101"), mapping) == ()
+    with_stage = build_mapping((), stage_template="{cod_anu}-{cod_etp}", role="teacher")
+    assert targets(stage(), with_stage) == (("2026-L1INF", "teacher"),)
+
+
+def test_a_stage_version_zero_is_a_version_like_any_other() -> None:
+    mapping = build_mapping(
+        [
+            rule("r0", "{cod_anu}-V0", cod_etp="L1INF", cod_vrs_vet=0),
+            rule("r1", "{cod_anu}-V1", cod_etp="L1INF", cod_vrs_vet=1),
+        ]
+    )
+    assert targets(stage(vrs=0), mapping) == (("2026-V0", "student"),)
+
+
+def test_a_stage_rule_pinned_to_a_year() -> None:
+    mapping = build_mapping([rule("r1", "L1-2025", cod_etp="L1INF", cod_vrs_vet=1, cod_anu="2025")])
+    assert targets(stage(), mapping) == ()  # stage() is 2026
+
+
+def test_a_placeholder_the_fact_lacks_renders_empty() -> None:
+    # An element fact from a source without stage versions (e.g. a future Pégase adapter).
+    fact = MembershipFact("21000001", FactKind.ELEMENT, "2026", cod_elp="INF101")
+    mapping = build_mapping((), element_template="{cod_anu}-{cod_etp}{cod_vrs_vet}-{cod_elp}")
+    assert targets(fact, mapping) == (("2026--INF101", "student"),)
+    stage_rule = rule("r1", "{cod_anu}-{cod_etp}-{cod_elp}", cod_etp="L1INF", cod_vrs_vet=1)
+    assert targets(stage(), build_mapping([stage_rule])) == (("2026-L1INF-", "student"),)

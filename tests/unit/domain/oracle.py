@@ -5,6 +5,7 @@ Written as the rule reads in reference/apogee.md, with no code shared with the d
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from schemas.debezium import Table
@@ -13,9 +14,17 @@ Tables = dict[Table, dict[tuple[Any, ...], dict[str, Any]]]
 
 
 def desired_from_tables(
-    tables: Tables, paid_states: frozenset[str] | None = None
+    tables: Tables,
+    paid_states: frozenset[str] | None = None,
+    element_courses: Mapping[str, tuple[str, ...]] | None = None,
+    stage_course: str | None = None,
 ) -> set[tuple[str, str, str]]:
-    """{(course, user, role)} under the default mapping ``{cod_anu}-{cod_elp}``."""
+    """{(course, user, role)}, every role ``student``.
+
+    A followed element goes to ``{anu}-{elp}``, or to the templates ``element_courses``
+    lists for it; a stage version in force goes to ``stage_course`` (``{anu}``, ``{etp}``,
+    ``{vrs}``) if given.
+    """
     students = {
         row["cod_ind"]: str(row["cod_etu"])
         for row in tables[Table.INDIVIDU].values()
@@ -30,5 +39,12 @@ def desired_from_tables(
     for row in tables[Table.IND_CONTRAT_ELP].values():
         group = (row["cod_anu"], row["cod_ind"], row["cod_etp"], row["cod_vrs_vet"])
         if row["tem_prc_ice"] == "N" and group in in_force and row["cod_ind"] in students:
-            result.add((f"{row['cod_anu']}-{row['cod_elp']}", students[row["cod_ind"]], "student"))
+            for course in (element_courses or {}).get(row["cod_elp"], ("{anu}-{elp}",)):
+                name = course.format(anu=row["cod_anu"], elp=row["cod_elp"])
+                result.add((name, students[row["cod_ind"]], "student"))
+    if stage_course is not None:
+        for anu, ind, etp, vrs in in_force:
+            if ind in students:
+                name = stage_course.format(anu=anu, etp=etp, vrs=vrs)
+                result.add((name, students[ind], "student"))
     return result

@@ -161,12 +161,16 @@ def _pending_removals(
 
 
 def _withdrawn_by_user(desired: CourseDesired) -> dict[str, DesiredEnrolment]:
-    """user → the most recently withdrawn of their absent entries."""
+    """user → the most recently withdrawn of their absent entries; entries withdrawn at the
+    same instant (one change removing two roles) pool their withdrawn facts."""
     latest: dict[str, DesiredEnrolment] = {}
     for entry in desired.entries.values():
         held = latest.get(entry.user)
-        if not entry.present and (held is None or entry.since > held.since):
-            latest[entry.user] = entry
+        if entry.present or (held is not None and entry.since < held.since):
+            continue
+        if held is not None and entry.since == held.since:
+            entry = replace(entry, withdrawn=held.withdrawn + entry.withdrawn)
+        latest[entry.user] = entry
     return latest
 
 
@@ -174,7 +178,7 @@ def _removal(
     entry: LedgerEntry, withdrawn: DesiredEnrolment | None, policy: PlanPolicy
 ) -> PlannedRemoval:
     absent_since = entry.since if withdrawn is None else max(withdrawn.since, entry.since)
-    facts = () if withdrawn is None else withdrawn.withdrawn
+    facts = () if withdrawn is None else _facts(withdrawn.withdrawn)
     if policy.removal is RemovalMode.UNENROL:
         kind, tuple_ = CommandKind.UNENROL, entry.enrolment
     else:

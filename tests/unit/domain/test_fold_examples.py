@@ -414,6 +414,29 @@ def test_an_asserted_fact_names_its_cause_first_then_its_rows() -> None:
     assert only_fact(late_number).provenance == (person, ice, iae)
 
 
+def stage_fact(
+    pipeline: Pipeline, course: str = "2026-L1INF", withdrawn: bool = False
+) -> MembershipFact:
+    (entry,) = pipeline.courses[course].entries.values()
+    (fact,) = entry.withdrawn if withdrawn else entry.facts
+    return fact
+
+
+def test_a_stage_fact_names_its_cause_then_its_administrative_enrolment() -> None:
+    db = Db()
+    enrolled_alice(db)
+    iae_row = db.tables[IAE][("2026", 1, "L1INF", 1, 1)]
+    db.write(IAE, **{**iae_row, "eta_iae": "A"})
+    person, iae, _, cancel = map(ref_of, db.records)
+    mapping = build_mapping((), stage_template="{cod_anu}-{cod_etp}")
+    late_number = Pipeline(mapping=mapping)
+    late_number.feed([db.records[1], db.records[0]])
+    assert stage_fact(late_number).provenance == (person, iae)
+    cancelled = Pipeline(mapping=mapping)
+    cancelled.feed(db.records)
+    assert stage_fact(cancelled, withdrawn=True).provenance == (cancel, iae)
+
+
 def test_a_fact_retracted_by_a_delete_names_the_delete_then_its_rows() -> None:
     db = Db()
     enrolled_alice(db)

@@ -114,12 +114,14 @@ def test_owned_active_counts_only_our_active_enrolments() -> None:
         [
             entry("1", T0),
             entry("2", T0),
-            entry("3", T0, SUSPENDED),
-            entry("4", T0, UNENROLLED),
-            entry("5", T0, owned=False),
+            entry("3", T0),
+            entry("4", T0, SUSPENDED),
+            entry("5", T0, UNENROLLED),
+            entry("6", T0, owned=False),
+            entry("7", T0, SUSPENDED, owned=False),
         ]
     )
-    assert owned_active(ledger) == 2
+    assert owned_active(ledger) == 3
 
 
 def test_recent_removals_are_ours_after_since_split_by_approval() -> None:

@@ -234,11 +234,11 @@ def test_an_unenrolled_member_who_comes_back_is_enrolled_again() -> None:
 
 
 def test_the_tuple_is_sent_again_when_the_site_s_times_change() -> None:
-    desired, ledger = desired_of(["1"], T0), empty_ledger(COURSE)
+    desired, ledger = desired_of(["1"], T0, OTHER), empty_ledger(OTHER)
     ledger = apply_all(ledger, plan(desired, ledger, POLICY, T0).commands, T0)
     assert plan(desired, ledger, POLICY, T0).commands == ()
     (resend,) = plan(desired, ledger, TIMED, T0 + HOUR).commands
-    assert (resend.kind, resend.enrolment) == (ENROL, TIMED_TUPLE)
+    assert (resend.kind, resend.course, resend.enrolment) == (ENROL, OTHER, TIMED_TUPLE)
     assert resend.facts == desired.entries[("1", "student")].facts
     ledger = apply_all(ledger, [resend], T0 + HOUR)
     assert plan(desired, ledger, TIMED, T0 + HOUR).commands == ()
@@ -262,3 +262,17 @@ def test_the_facts_of_a_command_come_in_a_stable_order(count: int) -> None:
 def test_plan_refuses_a_ledger_of_another_course() -> None:
     with pytest.raises(ValueError, match="desired '2026-INF101' planned against ledger 'X'"):
         plan(desired_of(["1"], T0), empty_ledger("X"), POLICY, T0)
+
+
+@pytest.mark.parametrize("first", ["student", "teacher"])
+def test_roles_withdrawn_at_the_same_instant_are_all_named_by_the_removal(first: str) -> None:
+    """One change withdrew both of a user's roles: the audit names both facts, in a stable
+    order, whichever role was asserted first."""
+    second = "teacher" if first == "student" else "student"
+    desired = assert_(empty_desired(COURSE), "1", T0, role=first, elp=ROLE_FACT[first])
+    desired = assert_(desired, "1", T0, role=second, elp=ROLE_FACT[second])
+    for role in (first, second):
+        desired = retract(desired, "1", T0 + HOUR, role=role, elp=ROLE_FACT[role])
+    ledger = ledger_of([entry("1", T0, role="teacher")])
+    (suspend,) = plan(desired, ledger, POLICY, T0 + 2 * HOUR).commands
+    assert [f.cod_elp for f in suspend.facts] == ["INF101", "TUT"]

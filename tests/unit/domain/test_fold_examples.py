@@ -271,6 +271,7 @@ def test_a_retracted_fact_names_the_change_that_retracted_it() -> None:
 # -- several facts behind one enrolment ------------------------------------------------------
 
 SHARED = ("2026-SHARED", "21000001", "student")
+SHARED_TARGET = CourseTarget(course="{cod_anu}-SHARED")
 ICE_KEY = dict(cod_anu="2026", cod_ind=1, cod_etp="L1INF", cod_vrs_vet=1)
 
 
@@ -288,9 +289,6 @@ def shared_mapping() -> CourseMapping:
             for elp in ("INF101", "INF102")
         ]
     )
-
-
-SHARED_TARGET = CourseTarget(course="{cod_anu}-SHARED")
 
 
 def test_several_elements_mapped_to_one_course_each_keep_it() -> None:

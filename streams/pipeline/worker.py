@@ -108,14 +108,10 @@ def command(shadow: bool | None, store: str | None) -> None:
 
 
 def run(pipeline: object) -> None:
-    import faust
-
-    from streams.pipeline.app import Pipeline
+    from streams.pipeline.app import Pipeline, worker_for
 
     assert isinstance(pipeline, Pipeline)
-    level = pipeline.config.worker.log_level
-    worker = faust.Worker(pipeline.app, loglevel=level, quiet=True)
-    worker.execute_from_commandline()
+    worker_for(pipeline).execute_from_commandline()
 
 
 def _startup_reject(kafka: KafkaSettings, topic: str) -> Callable[[DeadLetterRecord], None]:

@@ -92,15 +92,33 @@ class Stats:
         self.max_vars_seen = 0
         self.truncated_calls = 0
         self.rows_applied = 0
+        self.busy_s = 0.0  # worker time spent serving calls (the cost model's service time)
+        self.php_fatals = 0
+        self.since = self.clock()
+        self._flight_area = 0.0  # ∫ in_flight dt, for the time-weighted mean
+        self._last_change = self.since
+
+    def _integrate(self) -> None:
+        now = self.clock()
+        self._flight_area += self.in_flight * (now - self._last_change)
+        self._last_change = now
 
     def enter(self) -> None:
+        self._integrate()
         self.calls += 1
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        self.starts.append(self.clock())
+        self.starts.append(self._last_change)
 
     def leave(self) -> None:
+        self._integrate()
         self.in_flight -= 1
+
+    def mean_in_flight(self) -> float:
+        """Calls in flight (queued for a worker or served), averaged over time since reset."""
+        self._integrate()
+        elapsed = self._last_change - self.since
+        return self._flight_area / elapsed if elapsed > 0 else 0.0
 
     def max_in_window(self, window_s: float) -> int:
         """Largest number of call starts within any window of ``window_s`` seconds."""
@@ -123,6 +141,10 @@ class Stats:
             "max_vars_seen": self.max_vars_seen,
             "truncated_calls": self.truncated_calls,
             "rows_applied": self.rows_applied,
+            "php_fatals": self.php_fatals,
+            "busy_s": round(self.busy_s, 6),
+            "mean_in_flight": round(self.mean_in_flight(), 4),
+            "elapsed_s": round(self.clock() - self.since, 6),
             "window_s": window_s,
             "max_calls_in_window": self.max_in_window(window_s),
         }

@@ -13,7 +13,7 @@ from streams.emulator import Faults, Latency, RateLimit, RunningEmulator, runnin
 from streams.moodle import Enrolment, MoodleClient, MoodleSettings, Status, Unenrolment
 from streams.moodle.errors import InvalidUser, RoleNotAssignable
 
-TOKEN = "bench-token-000000000000000000000"
+TOKEN = "a1b2c3d4e5f60718293a4b5c6d7e8f90"  # 32 letters and digits, as Moodle makes them
 N_USERS = 400
 COURSE = 2
 CAPABILITIES = [

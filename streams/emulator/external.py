@@ -274,7 +274,10 @@ class PhpFatal(Exception):
 
 def invalid_response(debuginfo: str) -> WsError:
     return WsError(
-        "invalid_response_exception", "invalidresponse", "Invalid response value detected", debuginfo
+        "invalid_response_exception",
+        "invalidresponse",
+        "Invalid response value detected",
+        debuginfo,
     )
 
 

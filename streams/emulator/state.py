@@ -596,7 +596,9 @@ def _seed_enrolments(state: State, inst: Instance, rows: list[Any]) -> None:
         state.put_ue(txn, ue, inst.courseid)
         roleid = int(spec.get("roleid", inst.roleid or 0))
         if roleid:
-            component, itemid = ("", 0) if inst.enrol == "manual" else (f"enrol_{inst.enrol}", inst.id)
+            component, itemid = (
+                ("", 0) if inst.enrol == "manual" else (f"enrol_{inst.enrol}", inst.id)
+            )
             state.role_assign(txn, inst.courseid, userid, (roleid, component, itemid))
 
 

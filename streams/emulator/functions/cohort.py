@@ -17,7 +17,7 @@ from streams.emulator.external import (
     required_capability,
 )
 from streams.emulator.functions.base import SYSTEM_CONTEXT, Ctx, Function
-from streams.emulator.lib.sync import cohort_add_member, cohort_remove_member
+from streams.emulator.lib.sync import cohort_add_member, cohort_instances, cohort_remove_member
 from streams.emulator.state import Cohort, category_contextid
 
 
@@ -212,6 +212,30 @@ def core_cohort_get_cohort_members(ctx: Ctx, params: dict[str, Any]) -> list[dic
     return result
 
 
+def core_cohort_delete_cohorts(ctx: Ctx, params: dict[str, Any]) -> None:
+    """cohort_delete_cohort(): members removed (enrol_cohort unenrols them), then the cohort;
+    enrol_cohort's observer of cohort_deleted removes the instances that used it."""
+    state, txn = ctx.state, ctx.txn
+    for cohortid in params["cohortids"]:
+        cohort = state.cohorts.get(cohortid)
+        if cohort is None:
+            raise missing_record("cohort", "id = ?", cohortid)
+        _cohort_context_ok(ctx, cohort)
+        ctx.require("moodle/cohort:manage")
+        for userid in sorted(state.cohort_members.get(cohortid, set())):
+            cohort_remove_member(ctx, cohortid, userid)
+        for inst in cohort_instances(state, cohortid):
+            txn.dset(
+                state.course_instances,
+                inst.courseid,
+                [i for i in state.course_instances[inst.courseid] if i != inst.id],
+            )
+            txn.ddel(state.instances, inst.id)
+        txn.ddel(state.cohort_members, cohortid)
+        txn.ddel(state.cohorts, cohortid)
+        txn.event("cohort_deleted")
+
+
 COHORT: Final = Single(
     {
         "id": Value("int"), "name": Value("raw"), "idnumber": Value("raw"),
@@ -271,6 +295,11 @@ def functions(at_least: Any) -> list[Function]:
             search,
             core_cohort_search_cohorts,
             Single({"cohorts": Multiple(COHORT)}),
+        ),
+        Function(
+            "core_cohort_delete_cohorts",
+            Single({"cohortids": Multiple(Value("int"))}),
+            core_cohort_delete_cohorts,
         ),
         Function(
             "core_cohort_get_cohorts",

@@ -41,7 +41,9 @@ def core_course_get_courses_by_field(ctx: Ctx, params: dict[str, Any]) -> dict[s
     visible = [
         c
         for c in courses
-        if c.visible or ctx.can("moodle/course:viewhiddencourses") or ctx.can("moodle/course:update")
+        if c.visible
+        or ctx.can("moodle/course:viewhiddencourses")
+        or ctx.can("moodle/course:update")
     ]
     return {"courses": [course_info(ctx, c) for c in visible], "warnings": []}
 

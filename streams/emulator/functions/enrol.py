@@ -177,7 +177,9 @@ def core_enrol_get_users_courses(ctx: Ctx, params: dict[str, Any]) -> list[dict[
         }  # fmt: skip
         if params["returnusercount"]:
             row["enrolledusercount"] = sum(
-                1 for u in state.course_users.get(course.id, {}) if state.is_active(course.id, u, now)
+                1
+                for u in state.course_users.get(course.id, {})
+                if state.is_active(course.id, u, now)
             )
         result.append(row)
     return result
@@ -209,7 +211,10 @@ USERS_COURSE: Final = Single(
 
 # -- core_enrol_get_course_enrolment_methods --------------------------------------------------
 
-_ENROL_INFO: Final = {"self": "enrol_self_get_instance_info", "guest": "enrol_guest_get_instance_info"}
+_ENROL_INFO: Final = {
+    "self": "enrol_self_get_instance_info",
+    "guest": "enrol_guest_get_instance_info",
+}
 
 
 def core_enrol_get_course_enrolment_methods(
@@ -264,9 +269,7 @@ def _context_course(ctx: Ctx, item: dict[str, Any]) -> Course | None:
 
 def _known_context(ctx: Ctx, item: dict[str, Any]) -> bool:
     cid = item.get("contextid", 0)
-    return cid == SYSTEM_CONTEXT or any(
-        category_contextid(c) == cid for c in ctx.state.categories
-    )
+    return cid == SYSTEM_CONTEXT or any(category_contextid(c) == cid for c in ctx.state.categories)
 
 
 def core_role_assign_roles(ctx: Ctx, params: dict[str, Any]) -> None:

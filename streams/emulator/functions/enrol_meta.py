@@ -120,8 +120,6 @@ def _meta_link(state: State, metaid: int, linkedid: int) -> Instance | None:
     return next((i for i in state.instances_of(metaid, "meta") if i.customint1 == linkedid), None)
 
 
-
-
 def functions(at_least: Any) -> list[Function]:
     status = Multiple(
         Single({"metacourseid": Value("int"), "courseid": Value("raw"), "status": Value("bool")})

@@ -106,7 +106,9 @@ def functions(at_least: Any) -> list[Function]:
     return [
         Function(
             "core_group_add_group_members",
-            Single({"members": Multiple(Single({"groupid": Value("int"), "userid": Value("int")}))}),
+            Single(
+                {"members": Multiple(Single({"groupid": Value("int"), "userid": Value("int")}))}
+            ),
             core_group_add_group_members,
         ),
         Function(

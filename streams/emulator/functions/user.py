@@ -16,7 +16,12 @@ from streams.emulator.external import (
 from streams.emulator.functions.base import Ctx, Function
 from streams.emulator.lib.userlib import user_details
 
-_FIELD_TYPES: Final = {"id": "int", "idnumber": "raw", "username": "username", "email": "rawtrimmed"}
+_FIELD_TYPES: Final = {
+    "id": "int",
+    "idnumber": "raw",
+    "username": "username",
+    "email": "rawtrimmed",
+}
 
 
 def core_user_get_users_by_field(ctx: Ctx, params: dict[str, Any]) -> list[dict[str, Any]]:

@@ -128,13 +128,17 @@ def _mirror_user(ctx: Ctx, inst: Instance, userid: int, status: int, start: int,
     ue = state.ue.get((inst.id, userid))
     if ue is None:
         now = state.now()
-        state.put_ue(txn, UserEnrolment(inst.id, userid, status, start, end, now, now), inst.courseid)
+        state.put_ue(
+            txn, UserEnrolment(inst.id, userid, status, start, end, now, now), inst.courseid
+        )
         txn.event("user_enrolment_created")
     elif (ue.status, ue.timestart, ue.timeend) != (status, start, end):
         update_user_enrol(ctx, ue, status, start, end)
     wanted = set()
     if status == ENROL_USER_ACTIVE:
-        wanted = {r for (r, comp, _i) in state.ra.get((linked, userid), set()) if comp != "enrol_meta"}
+        wanted = {
+            r for (r, comp, _i) in state.ra.get((linked, userid), set()) if comp != "enrol_meta"
+        }
     held = {
         (r, c, i)
         for (r, c, i) in state.ra.get((inst.courseid, userid), set())
@@ -147,7 +151,9 @@ def _mirror_user(ctx: Ctx, inst: Instance, userid: int, status: int, start: int,
     for roleid in sorted(wanted):
         state.role_assign(txn, inst.courseid, userid, (roleid, "enrol_meta", inst.id))
     if inst.customint2 and inst.customint2 in state.groups:
-        txn.dset(state.group_members.setdefault(inst.customint2, {}), userid, ("enrol_meta", inst.id))
+        txn.dset(
+            state.group_members.setdefault(inst.customint2, {}), userid, ("enrol_meta", inst.id)
+        )
 
 
 def sync_meta_links(ctx: Ctx) -> None:

@@ -104,7 +104,9 @@ async def test_concurrency_and_rate_limits_are_respected_at_the_server(
     emulator: RunningEmulator,
 ) -> None:
     emulator.emulator.injector.configure(Faults(latency=Latency(distribution="fixed", mean_ms=20)))
-    async with client_for(emulator, max_concurrency=3, rate_per_s=40, rate_burst=4) as moodle:
+    async with client_for(
+        emulator, max_concurrency=3, adaptive_concurrency=False, rate_per_s=40, rate_burst=4
+    ) as moodle:
         await asyncio.gather(*(moodle.call("core_webservice_get_site_info") for _ in range(40)))
     stats = emulator.emulator.stats
     assert stats.calls == 40

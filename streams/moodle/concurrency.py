@@ -11,8 +11,9 @@ in the manner of TCP Vegas and Netflix's concurrency-limits:
 * Decisions are taken once per *round*: ``max(limit, min_samples)`` answers to calls sent
   since the last change. With ``r`` the median ratio latency/baseline and ``n`` the calls that
   were in flight, ``n × (1 − 1/r)`` calls were queued (Little's law). If that is at least
-  ``max(0.5, tolerance × n)`` the limit drops to ``round(n / r)`` — the calls the site served at
-  once. Otherwise the limit doubles while starting (slow start), then grows by one every
+  ``max(0.5, tolerance × n)`` the limit drops to ``n / r`` rounded up — the calls the site served at
+  once; a queue under twice the threshold must show in two rounds running (noise), and the
+  round after a decrease is not judged (calls queued at the old limit still delay it). Otherwise the limit doubles while starting (slow start), then grows by one every
   ``probe_rounds`` quiet rounds, to find out whether the site has one more worker.
 * A call that times out, fails in transport, or gets a transient error halves the limit
   (once per round trip). Calls that were not all in flight (the client had less work than its
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import statistics
 import time
 from collections import deque
@@ -96,7 +98,7 @@ class ConcurrencyLimiter:
         probe_rounds: int = 5,
         min_samples: int = 3,
         window_s: float = 60.0,
-        alpha: float = 0.3,
+        alpha: float = 0.1,
         clock: Clock = time.monotonic,
     ) -> None:
         if max_limit < 1 or initial < 1 or min_samples < 1 or probe_rounds < 0:
@@ -117,6 +119,8 @@ class ConcurrencyLimiter:
         self._quiet_rounds = 0
         self._changed_at = float("-inf")
         self._round: list[tuple[float, int]] = []
+        self._draining = False
+        self._suspect = False
         self._tracks: dict[Hashable, _Baseline] = {}
         self._decreases = 0
         self._increases = 0
@@ -136,20 +140,27 @@ class ConcurrencyLimiter:
         )  # fmt: skip
 
     # -- the gate ----------------------------------------------------------------------------
-    async def acquire(self) -> Ticket:
+    def try_acquire(self) -> Ticket | None:
+        """A slot now if one is free and nobody waits (no waiting: for simulations)."""
         if self._in_flight < self._limit and not self._waiters:
             self._in_flight += 1
-        else:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled():
-                    self.release()  # the slot was handed to us: pass it on
-                else:
-                    self._waiters.remove(waiter)
-                raise
+            return Ticket(self._clock(), self._in_flight)
+        return None
+
+    async def acquire(self) -> Ticket:
+        ticket = self.try_acquire()
+        if ticket is not None:
+            return ticket
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # the slot was handed to us: pass it on
+            else:
+                self._waiters.remove(waiter)
+            raise
         return Ticket(self._clock(), self._in_flight)
 
     def release(self) -> None:
@@ -194,11 +205,21 @@ class ConcurrencyLimiter:
         ratio = statistics.median(r for r, _ in self._round)
         used = max(n for _, n in self._round)
         self._round = []
+        if self._draining:
+            self._draining = False  # calls queued at the old limit still delayed this round
+            return
         queued = used * (1.0 - 1.0 / ratio) if ratio > 0 else 0.0
-        if queued >= max(0.5, self.tolerance * used):
+        threshold = max(0.5, self.tolerance * used)
+        marginal = threshold <= queued < 2 * threshold
+        if marginal and not self._suspect:
+            self._suspect = True  # could be noise: decide on the next round
+            return
+        self._suspect = False
+        if queued >= threshold:
             self._slow_start = False
             self._quiet_rounds = 0
-            self._set(max(1, min(self._limit - 1, round(used / ratio))), "queueing")
+            served = math.ceil(used / ratio - 0.05)  # Little's law, rounded up: never undershoot
+            self._set(max(1, min(self._limit - 1, served)), "queueing")
             return
         if used < self._limit:
             self._reason = "steady"  # the client had less work than its limit: learnt nothing
@@ -220,6 +241,7 @@ class ConcurrencyLimiter:
         if limit == self._limit:
             return
         if limit < self._limit:
+            self._draining = True
             self._decreases += 1
             log.info("moodle concurrency: %s, limit %d -> %d", reason, self._limit, limit)
         else:

@@ -274,6 +274,8 @@ class Emulator:
     def _injected_error(self, faults: Faults) -> web.Response:
         kind = faults.error_kind
         self.stats.by_outcome[kind] += 1
+        if kind == "phpfatal":
+            return web.Response(status=500, body=b"", content_type="text/html")
         if kind.startswith("http"):
             status = int(kind[4:])
             return web.Response(

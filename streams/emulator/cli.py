@@ -73,7 +73,9 @@ _DEFAULT_SEED = Path(__file__).with_name("seed_example.json")
 @click.option(
     "--error-kind",
     default="http503",
-    type=click.Choice(["http500", "http502", "http503", "dmlwriteexception", "dbconnectionfailed"]),
+    type=click.Choice(
+        ["http500", "http502", "http503", "phpfatal", "dmlwriteexception", "dbconnectionfailed"]
+    ),
 )
 @click.option("--timeout-rate", default=0.0, type=float, help="Fraction of calls that hang.")
 @click.option("--timeout-s", default=60.0, type=float, help="How long a hanging call hangs.")

@@ -44,7 +44,9 @@ class Latency(BaseModel):
         return ms / 1000.0
 
 
-ErrorKind = Literal["http500", "http502", "http503", "dmlwriteexception", "dbconnectionfailed"]
+ErrorKind = Literal[
+    "http500", "http502", "http503", "phpfatal", "dmlwriteexception", "dbconnectionfailed"
+]  # phpfatal: HTTP 500 with an empty body, as PHP answers after a fatal error
 
 
 class RateLimit(BaseModel):

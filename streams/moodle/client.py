@@ -174,13 +174,15 @@ class MoodleClient:
             try:
                 return await self._call_once(wsfunction, params)
             except RetryLater as exc:
-                hold = exc.retry_after if isinstance(exc, RequestTimeout) else None
+                held = exc.held if isinstance(exc, RequestTimeout) else None
                 if attempt + 1 >= attempts or (
                     not retry_fatal and isinstance(exc, PhpFatalError)
                 ):
-                    if hold:
-                        await self._sleep(hold)  # the copy we sent may still be running
+                    if held is not None:
+                        await asyncio.shield(held)  # the copy we sent may still be running
                     raise
+                if held is not None:
+                    await asyncio.shield(held)  # never re-send while the first copy may run
                 retry_after = (
                     min(exc.retry_after, self._settings.max_retry_after_s)
                     if exc.retry_after
@@ -210,10 +212,9 @@ class MoodleClient:
             )
         except httpx.TimeoutException as exc:
             hold = self._settings.hold_s
-            self._dropped(ticket, self._clock() - started, hold)
-            raise RequestTimeout(
-                f"timeout: {type(exc).__name__}", retry_after=hold or None, wsfunction=wsfunction
-            ) from None
+            timeout = RequestTimeout(f"timeout: {type(exc).__name__}", wsfunction=wsfunction)
+            timeout.held = self._dropped(ticket, self._clock() - started, hold)
+            raise timeout from None
         except httpx.TransportError as exc:
             self._dropped(ticket, self._clock() - started, 0.0)
             raise TransportError(f"network: {type(exc).__name__}", wsfunction=wsfunction) from None
@@ -240,15 +241,19 @@ class MoodleClient:
         self._answered(ticket, kind, elapsed)
         return value
 
-    def _dropped(self, ticket: Ticket, elapsed: float, hold: float) -> None:
+    def _dropped(
+        self, ticket: Ticket, elapsed: float, hold: float
+    ) -> asyncio.Task[None] | None:
+        """A call without an answer; with ``hold``, its slot is kept that long (returned task)."""
         self._limiter.on_drop(ticket)
-        if hold:
-            task = asyncio.create_task(self._hold_slot(hold))
-            self._holds.add(task)
-            task.add_done_callback(self._holds.discard)
-        else:
-            self._limiter.release()
         self._pace(None, elapsed)
+        if not hold:
+            self._limiter.release()
+            return None
+        task = asyncio.create_task(self._hold_slot(hold))
+        self._holds.add(task)
+        task.add_done_callback(self._holds.discard)
+        return task
 
     async def _hold_slot(self, hold: float) -> None:
         """Keep a timed-out call's slot: the site may still be working on it."""

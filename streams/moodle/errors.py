@@ -38,6 +38,7 @@ Hierarchy::
 
 from __future__ import annotations
 
+import asyncio
 from typing import Final
 
 __all__ = [
@@ -110,7 +111,10 @@ class TransportError(RetryLater):
 
 
 class RequestTimeout(RetryLater):
-    pass
+    """No answer in time. The call may still be running on the site: ``held`` (set by the
+    client) completes when its copy can be assumed finished (``timeout_hold_s``)."""
+
+    held: asyncio.Future[None] | None = None
 
 
 class ServerError(RetryLater):

@@ -175,9 +175,7 @@ class MoodleClient:
                 return await self._call_once(wsfunction, params)
             except RetryLater as exc:
                 held = exc.held if isinstance(exc, RequestTimeout) else None
-                if attempt + 1 >= attempts or (
-                    not retry_fatal and isinstance(exc, PhpFatalError)
-                ):
+                if attempt + 1 >= attempts or (not retry_fatal and isinstance(exc, PhpFatalError)):
                     if held is not None:
                         await asyncio.shield(held)  # the copy we sent may still be running
                     raise
@@ -241,9 +239,7 @@ class MoodleClient:
         self._answered(ticket, kind, elapsed)
         return value
 
-    def _dropped(
-        self, ticket: Ticket, elapsed: float, hold: float
-    ) -> asyncio.Task[None] | None:
+    def _dropped(self, ticket: Ticket, elapsed: float, hold: float) -> asyncio.Task[None] | None:
         """A call without an answer; with ``hold``, its slot is kept that long (returned task)."""
         self._limiter.on_drop(ticket)
         self._pace(None, elapsed)
@@ -445,9 +441,7 @@ class MoodleClient:
         result = await self.call("core_cohort_get_cohorts", params)
         return [Cohort.model_validate(c) for c in _expect_list(result)]
 
-    async def core_cohort_get_cohort_members(
-        self, cohortids: Sequence[int]
-    ) -> list[CohortMembers]:
+    async def core_cohort_get_cohort_members(self, cohortids: Sequence[int]) -> list[CohortMembers]:
         members: list[CohortMembers] = []
         for chunk in chunks(list(cohortids), self._rows_per_call(1)):
             result = await self.call("core_cohort_get_cohort_members", {"cohortids": list(chunk)})

@@ -11,9 +11,10 @@ in the manner of TCP Vegas and Netflix's concurrency-limits:
 * Decisions are taken once per *round*: ``max(limit, min_samples)`` answers to calls sent
   since the last change. With ``r`` the median ratio latency/baseline and ``n`` the calls that
   were in flight, ``n × (1 − 1/r)`` calls were queued (Little's law). If that is at least
-  ``max(0.5, tolerance × n)`` the limit drops to ``n / r`` rounded up — the calls the site served at
-  once; a queue under twice the threshold must show in two rounds running (noise), and the
-  round after a decrease is not judged (calls queued at the old limit still delay it). Otherwise the limit doubles while starting (slow start), then grows by one every
+  ``max(0.5, tolerance × n)`` the limit drops to ``n / r`` rounded up — the calls the site
+  served at once; a queue under twice the threshold must show in two rounds running (noise),
+  and the round after a decrease is not judged (calls queued at the old limit still delay
+  it). Otherwise the limit doubles while starting (slow start), then grows by one every
   ``probe_rounds`` quiet rounds, to find out whether the site has one more worker.
 * A call that times out, fails in transport, or gets a transient error halves the limit
   (once per round trip). Calls that were not all in flight (the client had less work than its

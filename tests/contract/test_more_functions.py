@@ -29,9 +29,8 @@ async def test_course_groups_and_group_members(target: Target) -> None:
     ]
     await target.call("core_group_add_group_members", {"members": members})
     found = await target.call("core_group_get_group_members", {"groupids": [target.group("CT-G1")]})
-    assert found == [
-        {"groupid": target.group("CT-G1"), "userids": sorted([target.user("ct_u1"), target.user("ct_u2")])}
-    ]  # fmt: skip
+    both = sorted([target.user("ct_u1"), target.user("ct_u2")])
+    assert found == [{"groupid": target.group("CT-G1"), "userids": both}]
     body = await target.call("core_group_get_group_members", {"groupids": [MISSING]})
     target.assert_error(body, "invalidrecord", "Can't find data record in database table groups.")
 

@@ -115,7 +115,8 @@ async def test_site_info_strips_a_token_that_is_not_alphanumeric(target: Target)
     target.assert_error(
         body,
         "codingerror",
-        "Coding error detected, it must be fixed by a programmer: No service found in get_site_info",
+        "Coding error detected, it must be fixed by a programmer: "
+        "No service found in get_site_info",
     )
     assert await target.call("core_user_get_users_by_field", {"field": "id", "values": ["3"]},
                              token="dash") is not None  # fmt: skip

@@ -1,4 +1,6 @@
-"""enrol_plugin::enrol_user / update_user_enrol / unenrol_user (lib/enrollib.php; moodle-ws.md §2–3)."""
+"""enrol_plugin::enrol_user / update_user_enrol / unenrol_user (lib/enrollib.php).
+
+Semantics and sources: moodle-ws.md §2–3."""
 
 from __future__ import annotations
 

@@ -40,13 +40,17 @@ def test_calibrated_profile_reproduces_the_section_11_medians(
 def test_jitter_keeps_the_median() -> None:
     rng = random.Random(3)
     profile = PROFILES["calibrated"]
-    samples = sorted(profile.service_s("enrol_manual_enrol_users", 100, 0, 0, rng) for _ in range(2001))
+    samples = sorted(
+        profile.service_s("enrol_manual_enrol_users", 100, 0, 0, rng) for _ in range(2001)
+    )
     assert samples[1000] * 1000 == pytest.approx(440.7, rel=0.02)
     assert 1.03 < samples[1800] / samples[1000] < 1.15  # p90 a few per cent above, as seen
 
 
 def test_instant_profile_costs_nothing() -> None:
-    assert PROFILES["instant"].service_s("enrol_manual_enrol_users", 100, 0, 0, random.Random()) == 0
+    assert (
+        PROFILES["instant"].service_s("enrol_manual_enrol_users", 100, 0, 0, random.Random()) == 0
+    )
 
 
 async def _enrol(http: httpx.AsyncClient, endpoint: str, userid: int, courseid: int = 2) -> object:
@@ -72,7 +76,10 @@ async def test_calls_beyond_the_workers_wait_for_one() -> None:
 
 async def test_server_settings_and_course_creation_over_http() -> None:
     async with running_emulator(EXAMPLE) as emu, httpx.AsyncClient(base_url=emu.url) as http:
-        assert (await http.get("/_emulator/server")).json() == {"profile": "instant", "workers": None}
+        assert (await http.get("/_emulator/server")).json() == {
+            "profile": "instant",
+            "workers": None,
+        }
         changed = await http.post("/_emulator/server", json={"profile": "calibrated", "workers": 4})
         assert changed.json() == {"profile": "calibrated", "workers": 4}
         assert (await http.post("/_emulator/server", json={"profile": "nope"})).status_code == 400
@@ -93,7 +100,9 @@ async def test_server_settings_and_course_creation_over_http() -> None:
             "message": "Manual enrolment plugin instance doesn't exist or is disabled for the "
             "course (id = 90)",
         }
-        assert (await http.post("/_emulator/courses", json={"id": 90, "shortname": "X"})).status_code == 400
+        assert (
+            await http.post("/_emulator/courses", json={"id": 90, "shortname": "X"})
+        ).status_code == 400
 
 
 async def test_database_enrolments_in_the_seed_are_reported_like_any_other() -> None:

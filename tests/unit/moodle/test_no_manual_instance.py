@@ -8,8 +8,14 @@ from typing import Any
 import pytest
 
 from streams.emulator import Faults, running_emulator
-from streams.moodle import Enrolment, MoodleClient, MoodleSettings, NoManualInstance, Status
-from streams.moodle import Unenrolment
+from streams.moodle import (
+    Enrolment,
+    MoodleClient,
+    MoodleSettings,
+    NoManualInstance,
+    Status,
+    Unenrolment,
+)
 from tests.unit.moodle.test_client_vs_emulator import CAPABILITIES, TOKEN
 
 GOOD, DISABLED, NOMANUAL, OTHER = 2, 4, 5, 6
@@ -23,7 +29,8 @@ def seed(version: str, php: str = "8.2") -> dict[str, Any]:
         + [{"id": 100 + i, "username": f"u{i}"} for i in range(40)],
         "courses": [
             {"id": GOOD, "shortname": "GOOD"},
-            {"id": DISABLED, "shortname": "DISABLED", "instances": [{"enrol": "manual", "status": 1}]},
+            {"id": DISABLED, "shortname": "DISABLED",
+             "instances": [{"enrol": "manual", "status": 1}]},
             {"id": NOMANUAL, "shortname": "NOMANUAL", "instances": [{"enrol": "cohort"}]},
             {"id": OTHER, "shortname": "OTHER"},
         ],

@@ -14,7 +14,7 @@ from streams.moodle import (
     Status,
 )
 from streams.moodle.errors import RequestTimeout
-from tests.unit.moodle.test_client_vs_emulator import CAPABILITIES, COURSE, TOKEN, seed
+from tests.unit.moodle.test_client_vs_emulator import COURSE, TOKEN, seed
 
 
 async def test_timed_out_batch_is_resent_only_after_the_hold() -> None:
@@ -45,8 +45,8 @@ async def test_role_change_users_courses_cohorts_groups() -> None:
     data = seed()
     data["courses"][0]["groups"] = [{"id": 7, "name": "TD1"}]
     data["cohorts"] = [{"id": 1, "idnumber": "CH", "name": "Cohort", "members": [100, 101]}]
-    data["users"][0]["capabilities"] = [*data["tokens"][0].pop("capabilities"),
-                                        "moodle/course:managegroups", "moodle/cohort:view"]  # fmt: skip
+    extra = ["moodle/course:managegroups", "moodle/cohort:view"]
+    data["users"][0]["capabilities"] = [*data["tokens"][0].pop("capabilities"), *extra]
     data["users"][0]["assignable_roles"] = [3, 5]
     data["tokens"][0].pop("assignable_roles")
     async with running_emulator(data) as emu:

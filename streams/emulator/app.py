@@ -184,10 +184,11 @@ class Emulator:
         if not self.state.site.rest_enabled:
             return web.Response(status=403, body=b"")
         self.stats.enter()
+        arrived = self.stats.clock()
         try:
             return await self._with_faults(request)
         finally:
-            self.stats.leave()
+            self.stats.leave(arrived)
 
     async def _with_faults(self, request: web.Request) -> web.StreamResponse:
         inj, faults = self.injector, self.injector.faults
@@ -234,7 +235,8 @@ class Emulator:
             cost = self.profile.service_s(
                 served.function, served.changed, served.unchanged, served.returned, self.cost_rng
             )
-            remaining = cost - (loop.time() - started)
+            allowance = self.profile.http_overhead_ms / 1000.0
+            remaining = cost - allowance - (loop.time() - started)
             if remaining > 0:
                 await asyncio.sleep(remaining)
             self.stats.busy_s += loop.time() - started

@@ -53,6 +53,12 @@ class CostProfile(BaseModel):
     default: FunctionCost = FunctionCost()
     functions: Mapping[str, FunctionCost] = Field(default_factory=dict)
     jitter_sigma: float = Field(0.0, ge=0, description="log-normal sigma, median 1")
+    http_overhead_ms: float = Field(
+        0.0,
+        ge=0,
+        description="the emulator's own HTTP handling (aiohttp, loopback), deducted from what a "
+        "worker sleeps so that answers, not only service times, take what the real site took",
+    )
 
     def service_s(
         self,
@@ -108,6 +114,7 @@ PROFILES: Final[Mapping[str, CostProfile]] = {
             "enrol_manual_unenrol_users": _UNENROL,
         },
         jitter_sigma=0.05,  # p90 ≈ +6.6 %, within the 5–15 % seen
+        http_overhead_ms=2.5,  # measured with bench/bench_emulator.py on 1-row calls
     ),
 }
 

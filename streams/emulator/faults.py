@@ -85,16 +85,19 @@ class Stats:
         self.reset()
 
     def reset(self) -> None:
+        """Zero the counters; calls in flight stay counted (they will leave)."""
+        self.in_flight = getattr(self, "in_flight", 0)
         self.calls = 0
         self.by_function: Counter[str] = Counter()
         self.by_outcome: Counter[str] = Counter()
-        self.in_flight = 0
-        self.max_in_flight = 0
+        self.max_in_flight = self.in_flight
         self.starts: deque[float] = deque(maxlen=100_000)
         self.max_vars_seen = 0
         self.truncated_calls = 0
         self.rows_applied = 0
         self.busy_s = 0.0  # worker time spent serving calls (the cost model's service time)
+        self.answered_s = 0.0  # time from arrival to answer, summed (queue wait included)
+        self.answered = 0
         self.php_fatals = 0
         self.since = self.clock()
         self._flight_area = 0.0  # ∫ in_flight dt, for the time-weighted mean
@@ -112,9 +115,12 @@ class Stats:
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         self.starts.append(self._last_change)
 
-    def leave(self) -> None:
+    def leave(self, arrived: float | None = None) -> None:
         self._integrate()
         self.in_flight -= 1
+        if arrived is not None:
+            self.answered += 1
+            self.answered_s += self._last_change - arrived
 
     def mean_in_flight(self) -> float:
         """Calls in flight (queued for a worker or served), averaged over time since reset."""
@@ -145,6 +151,8 @@ class Stats:
             "rows_applied": self.rows_applied,
             "php_fatals": self.php_fatals,
             "busy_s": round(self.busy_s, 6),
+            "answered": self.answered,
+            "mean_answer_s": round(self.answered_s / self.answered, 6) if self.answered else None,
             "mean_in_flight": round(self.mean_in_flight(), 4),
             "elapsed_s": round(self.clock() - self.since, 6),
             "window_s": window_s,

@@ -69,7 +69,7 @@ def make_seed(path: Path) -> None:
                     "enrol/manual:unenrol",
                     "moodle/role:assign",
                     "moodle/course:view",
-                ],  # fmt: skip
+                ],
                 "assignable_roles": [5],
             }
         ]
@@ -224,24 +224,23 @@ async def raw_throughput(seed: Path, duration: float) -> list[tuple[int, float, 
     results = []
     async with emulator(seed, "instant", None) as base, httpx.AsyncClient(timeout=30) as http:
         pairs = itertools.cycle([(1000 + u, 10 + c) for c in range(COURSES) for u in range(USERS)])
-        for batch in (1, 100, 500):
+
+        async def worker(batch: int, deadline: float) -> int:
             calls = 0
-            deadline = time.perf_counter() + duration
+            while time.perf_counter() < deadline:
+                rows = [
+                    {"roleid": 5, "userid": u, "courseid": c}
+                    for u, c in itertools.islice(pairs, batch)
+                ]
+                await _timed(http, base, "enrol_manual_enrol_users", rows)
+                calls += 1
+            return calls
+
+        for batch in (1, 100, 500):
             started = time.perf_counter()
-
-            async def worker() -> None:
-                nonlocal calls
-                while time.perf_counter() < deadline:
-                    rows = [
-                        {"roleid": 5, "userid": u, "courseid": c}
-                        for u, c in itertools.islice(pairs, batch)
-                    ]
-                    await _timed(http, base, "enrol_manual_enrol_users", rows)
-                    calls += 1
-
-            await asyncio.gather(*(worker() for _ in range(8)))
+            counts = await asyncio.gather(*(worker(batch, started + duration) for _ in range(8)))
             elapsed = time.perf_counter() - started
-            results.append((batch, calls / elapsed, calls * batch / elapsed))
+            results.append((batch, sum(counts) / elapsed, sum(counts) * batch / elapsed))
     return results
 
 

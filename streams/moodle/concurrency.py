@@ -16,6 +16,9 @@ in the manner of TCP Vegas and Netflix's concurrency-limits:
   and the round after a decrease is not judged (calls queued at the old limit still delay
   it). Otherwise the limit doubles while starting (slow start), then grows by one every
   ``probe_rounds`` quiet rounds, to find out whether the site has one more worker.
+* Calls that become dearer (the same 100-row call costs twice as much with new rows as with
+  unchanged ones, §11) first read as queueing and lower the limit; once the windowed baseline
+  has risen by 30 % since that decrease, the limit searches upwards again at slow-start pace.
 * A call that times out, fails in transport, or gets a transient error halves the limit
   (once per round trip). Calls that were not all in flight (the client had less work than its
   limit) never raise it.
@@ -98,7 +101,7 @@ class ConcurrencyLimiter:
         tolerance: float = 0.1,
         probe_rounds: int = 5,
         min_samples: int = 3,
-        window_s: float = 60.0,
+        window_s: float = 30.0,
         alpha: float = 0.1,
         clock: Clock = time.monotonic,
     ) -> None:
@@ -119,7 +122,8 @@ class ConcurrencyLimiter:
         self._slow_start = adaptive
         self._quiet_rounds = 0
         self._changed_at = float("-inf")
-        self._round: list[tuple[float, int]] = []
+        self._round: list[tuple[float, int, float]] = []
+        self._baseline_at_decrease: float | None = None
         self._draining = False
         self._suspect = False
         self._tracks: dict[Hashable, _Baseline] = {}
@@ -190,7 +194,9 @@ class ConcurrencyLimiter:
         baseline = track.update(now, latency_s, self.alpha, self.window_s)
         if ticket.sent_at < self._changed_at:
             return  # sent under an older limit
-        self._round.append((latency_s / baseline if baseline > 0 else 1.0, ticket.in_flight))
+        self._round.append(
+            (latency_s / baseline if baseline > 0 else 1.0, ticket.in_flight, baseline)
+        )
         if len(self._round) >= max(self._limit, self.min_samples):
             self._decide()
 
@@ -203,8 +209,9 @@ class ConcurrencyLimiter:
         self._set(max(1, self._limit // 2), "errors")
 
     def _decide(self) -> None:
-        ratio = statistics.median(r for r, _ in self._round)
-        used = max(n for _, n in self._round)
+        ratio = statistics.median(r for r, _, _ in self._round)
+        used = max(n for _, n, _ in self._round)
+        baseline = statistics.fmean(b for _, _, b in self._round)
         self._round = []
         if self._draining:
             self._draining = False  # calls queued at the old limit still delayed this round
@@ -221,7 +228,14 @@ class ConcurrencyLimiter:
             self._quiet_rounds = 0
             served = math.ceil(used / ratio - 0.05)  # Little's law, rounded up: never undershoot
             self._set(max(1, min(self._limit - 1, served)), "queueing")
+            self._baseline_at_decrease = baseline
             return
+        dearer = self._baseline_at_decrease
+        if dearer is not None and baseline >= 1.3 * dearer:
+            # The baseline caught up with calls that became dearer: what looked like queueing
+            # was cost, so search upwards again at the slow-start pace.
+            self._baseline_at_decrease = None
+            self._slow_start = True
         if used < self._limit:
             self._reason = "steady"  # the client had less work than its limit: learnt nothing
             return

@@ -40,7 +40,7 @@ class MoodleSettings(BaseSettings):
         5, ge=0, description="Quiet rounds between two probes of one more call in flight."
     )
     concurrency_window_s: float = Field(
-        60.0, gt=0, description="Baseline latency = lowest EWMA over this many seconds."
+        30.0, gt=0, description="Baseline latency = lowest EWMA over this many seconds."
     )
     timeout_hold_s: float | None = Field(
         None,

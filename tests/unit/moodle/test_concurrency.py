@@ -95,19 +95,19 @@ def test_noisier_site_still_used_without_collapse(workers: int) -> None:
 
 
 @pytest.mark.parametrize("workers", [4, 8])
-def test_calls_that_become_dearer_are_underused_never_overloaded(workers: int) -> None:
-    """A known limit, pinned here: 30 s of unchanged rows (214 ms a call), then 30 s of new
-    rows (440 ms), and so on. The dearer calls read as queueing until the baseline window
-    forgets the cheap ones, so the site is under-used (about 0.65–0.8 of its workers busy),
-    but answers stay fast: the failure mode is caution, not overload."""
+def test_calls_that_become_dearer_are_not_taken_for_queueing_for_long(workers: int) -> None:
+    """30 s of unchanged rows (214 ms a call), then 30 s of new rows (440 ms), and so on. The
+    dearer calls first read as queueing and the limit drops; once the baseline has caught up
+    the limit searches upwards at slow-start pace, so the site stays mostly used and answers
+    stay fast (the failure mode is caution, never overload)."""
 
     def phases(now: float) -> float:
         return 0.44 if int(now // 30) % 2 else 0.214
 
     result = simulate(workers, cost=phases)
+    full = workers * (1 / 0.44 + 1 / 0.214) / 2  # calls/s with every worker always busy
+    assert result.throughput >= 0.85 * full, (result.throughput, full)
     assert result.mean_latency <= 1.5 * 0.44
-    assert result.mean_limit <= workers
-    assert result.throughput >= 0.5 * workers / ((0.44 + 0.214) / 2)
 
 
 def test_a_fixed_limit_above_the_workers_only_queues() -> None:

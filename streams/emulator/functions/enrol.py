@@ -29,6 +29,7 @@ from streams.emulator.functions.base import (
     course_context_error,
     validate_course_context,
 )
+from streams.emulator.functions.course import course_image
 from streams.emulator.lib.userlib import user_details
 from streams.emulator.state import ENROL_INSTANCE_ENABLED, Course, category_contextid
 
@@ -167,7 +168,7 @@ def core_enrol_get_users_courses(ctx: Ctx, params: dict[str, Any]) -> list[dict[
             "id": course.id, "shortname": course.shortname, "fullname": course.fullname,
             "displayname": course.fullname, "idnumber": course.idnumber,
             "visible": int(course.visible), "summary": course.summary, "summaryformat": 1,
-            "format": course.format, "courseimage": _course_image(ctx, course), "showgrades": True,
+            "format": course.format, "courseimage": course_image(ctx, course), "showgrades": True,
             "lang": "", "enablecompletion": False, "completionhascriteria": False,
             "completionusertracked": False, "category": course.category, "progress": None,
             "completed": False, "startdate": course.startdate, "enddate": course.enddate,
@@ -183,10 +184,6 @@ def core_enrol_get_users_courses(ctx: Ctx, params: dict[str, Any]) -> list[dict[
             )
         result.append(row)
     return result
-
-
-def _course_image(ctx: Ctx, course: Course) -> str:
-    return f"{ctx.state.site.siteurl}/course/generated/{course.id}.svg"
 
 
 USERS_COURSE: Final = Single(

@@ -1,36 +1,45 @@
-"""The emulator's aiohttp app: ``/webservice/rest/server.php`` plus ``/_emulator/*`` controls.
+"""The emulator's REST endpoint ``/webservice/rest/server.php``, served by N emulated PHP workers.
 
-The REST endpoint follows ``webservice_rest_server`` (moodle-ws.md §1): 403 with an empty body
-when REST is disabled; GET and POST merged (POST wins); token, then function and service,
-then parameters, then the function in one transaction; every error at HTTP 200.
+The endpoint follows ``webservice_rest_server`` (moodle-ws.md §1): 403 with an empty body when
+REST is disabled; GET and POST merged (POST wins); token, then function and service, then
+parameters, then the function in one transaction; every Moodle error at HTTP 200, a PHP fatal
+error as HTTP 500 with an empty body. A call holds a worker for its service time under the
+cost profile (:mod:`streams.emulator.cost`); calls beyond the workers wait, as with PHP-FPM.
+The ``/_emulator/*`` controls are in :mod:`streams.emulator.controls`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
+import random
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 from xml.sax.saxutils import escape, quoteattr
 
 from aiohttp import web
 
+from streams.emulator.cost import PROFILES, CostProfile, WorkerPool
 from streams.emulator.external import (
+    PhpFatal,
     WsError,
+    clean_returnvalue,
     invalid_parameter,
     missing_record,
     moodle_exception,
     validate,
+    xmlize_result,
 )
 from streams.emulator.faults import FaultInjector, Faults, Stats
-from streams.emulator.functions import Ctx, Function, function_table, sync_meta_links
+from streams.emulator.functions.base import Ctx, Function
+from streams.emulator.lib.sync import sync_meta_links
 from streams.emulator.phpform import PhpArray, merge_get_post, parse_query
-from streams.emulator.state import VERSIONS, SqliteStore, State, User, load_seed
+from streams.emulator.registry import function_table, known_to_moodle
+from streams.emulator.state import SqliteStore, State, User, load_seed
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +68,18 @@ _ACCESS_DEBUG: Final = (
 )
 
 
+@dataclass
+class Served:
+    """What one call did, for the response and for the cost model."""
+
+    function: str = ""
+    changed: int = 0
+    unchanged: int = 0
+    returned: int = 0
+
+
 class Emulator:
-    """The emulated site: state, function tables per version, faults and statistics."""
+    """The emulated site: state, function tables per version, workers, costs, faults, stats."""
 
     def __init__(
         self,
@@ -68,6 +87,10 @@ class Emulator:
         faults: Faults | None = None,
         store: SqliteStore | None = None,
         overrides: Mapping[str, Any] | None = None,
+        *,
+        profile: str | CostProfile = "instant",
+        workers: int | None = None,
+        cost_seed: int | None = None,
     ) -> None:
         self.seed = dict(seed)
         self.overrides = dict(overrides or {})
@@ -76,6 +99,9 @@ class Emulator:
         self.state = self._build(persisted if persisted is not None else self.seed)
         self.injector = FaultInjector(faults)
         self.stats = Stats()
+        self.profile = PROFILES[profile] if isinstance(profile, str) else profile
+        self.workers = WorkerPool(workers)
+        self.cost_rng = random.Random(cost_seed)
         self._tables: dict[str, dict[str, Function]] = {}
 
     def _build(self, data: Mapping[str, Any]) -> State:
@@ -93,13 +119,45 @@ class Emulator:
         return self._tables[version]
 
     # -- one web-service call ----------------------------------------------------------------
-    def execute(self, wstoken: Any, wsfunction: Any, params: PhpArray) -> tuple[Any, Function]:
+    def execute(
+        self, wstoken: Any, wsfunction: Any, params: PhpArray, served: Served | None = None
+    ) -> tuple[Any, Function]:
+        """Run one call; raise :class:`WsError` or :class:`PhpFatal` (rolled back)."""
+        served = served if served is not None else Served()
         state = self.state
         token = state.tokens.get(wstoken) if isinstance(wstoken, str) else None
         if token is None:
             raise moodle_exception("invalidtoken", "Invalid token - token not found")
         user = state.users.get(token.userid) or User(token.userid, "unknown")
-        admin = "*" in token.capabilities
+        self._check_user(user)
+        if not wsfunction:
+            raise invalid_parameter("Missing function name")
+        name = str(wsfunction)
+        served.function = name
+        function = self.functions().get(name) if isinstance(wsfunction, str) else None
+        if function is None and not known_to_moodle(name):
+            raise missing_record("external_functions", "name = ?", name)
+        if function is None or (token.functions is not None and name not in token.functions):
+            raise _access_exception(_ACCESS_DEBUG.format(name=name))
+        validated = validate(function.params, params)
+        ctx = Ctx(state, token, user)
+        try:
+            result = function.impl(ctx, validated)
+            sync_meta_links(ctx)
+            cleaned = clean_returnvalue(function.returns, result)
+        except BaseException:
+            ctx.txn.rollback()
+            served.changed, served.unchanged = 0, ctx.rows_changed + ctx.rows_unchanged
+            raise
+        state.commit(ctx.txn)
+        served.changed, served.unchanged = ctx.rows_changed, ctx.rows_unchanged
+        served.returned = _items(cleaned)
+        rows = validated.get("enrolments")
+        if isinstance(rows, list):
+            self.stats.rows_applied += len(rows)
+        return cleaned, function
+
+    def _check_user(self, user: User) -> None:
         if user.deleted:
             raise moodle_exception(
                 "wsaccessuserdeleted",
@@ -110,46 +168,27 @@ class Emulator:
                 "wsaccessusersuspended",
                 f"Refused web service access for suspended username: {user.username}",
             )
-        if self.injector.faults.maintenance and not admin:
+        if self.injector.faults.maintenance and "*" not in user.capabilities:
             raise moodle_exception(
                 "sitemaintenance",
                 "The site is undergoing maintenance and is currently not available",
             )
-        if not token.can("webservice/rest:use"):
+        if not user.can("webservice/rest:use"):
             raise _access_exception(
                 "You are not allowed to use the {$a} protocol "
                 "(missing capability: webservice/rest:use)"
             )
-        if not wsfunction:
-            raise invalid_parameter("Missing function name")
-        function = self.functions().get(wsfunction) if isinstance(wsfunction, str) else None
-        if function is None:
-            raise missing_record("external_functions", "name = ?", str(wsfunction))
-        if token.functions is not None and function.name not in token.functions:
-            raise _access_exception(_ACCESS_DEBUG.format(name=function.name))
-        validated = validate(function.params, params)
-        ctx = Ctx(state, token)
-        try:
-            result = function.impl(ctx, validated)
-            sync_meta_links(ctx)
-        except BaseException:
-            ctx.txn.rollback()
-            raise
-        state.commit(ctx.txn)
-        rows = validated.get("enrolments")
-        if isinstance(rows, list):
-            self.stats.rows_applied += len(rows)
-        return result, function
 
     # -- HTTP ---------------------------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if not self.state.site.rest_enabled:
             return web.Response(status=403, body=b"")
         self.stats.enter()
+        arrived = self.stats.clock()
         try:
             return await self._with_faults(request)
         finally:
-            self.stats.leave()
+            self.stats.leave(arrived)
 
     async def _with_faults(self, request: web.Request) -> web.StreamResponse:
         inj, faults = self.injector, self.injector.faults
@@ -175,7 +214,7 @@ class Emulator:
                 return web.Response(status=504, text="Gateway Timeout")
             if fail:
                 return self._injected_error(faults)
-        response = await self._process(request)
+        response = await self._serve(request)
         if hang:
             self.stats.by_outcome["timeout"] += 1
             await asyncio.sleep(faults.timeout_s)
@@ -183,9 +222,62 @@ class Emulator:
             return self._injected_error(faults)
         return response
 
+    async def _serve(self, request: web.Request) -> web.Response:
+        """Wait for a PHP worker, run the call, hold the worker for the call's service time."""
+        body = b""
+        if request.method == "POST" and request.content_type == "application/x-www-form-urlencoded":
+            body = await request.read()
+        loop = asyncio.get_running_loop()
+        async with self.workers.slot():
+            started = loop.time()
+            served = Served()
+            response = self._process(request.query_string, body, served)
+            cost = self.profile.service_s(
+                served.function, served.changed, served.unchanged, served.returned, self.cost_rng
+            )
+            allowance = self.profile.http_overhead_ms / 1000.0
+            remaining = cost - allowance - (loop.time() - started)
+            if remaining > 0:
+                await asyncio.sleep(remaining)
+            self.stats.busy_s += loop.time() - started
+        return response
+
+    def _process(self, query: str, body: bytes, served: Served) -> web.Response:
+        max_vars = self.state.site.max_input_vars
+        get, get_count, get_cut = parse_query(query, max_vars, "get")
+        post, post_count, post_cut = parse_query(body.decode("utf-8", "replace"), max_vars, "post")
+        self.stats.max_vars_seen = max(self.stats.max_vars_seen, get_count, post_count)
+        if get_cut or post_cut:
+            self.stats.truncated_calls += 1
+            log.warning("PHP Warning: Input variables exceeded %d.", max_vars)
+        params = merge_get_post(get, post)
+        for name in _WS_SETTINGS:
+            params.pop(name, None)
+        fmt = params.pop("moodlewsrestformat", "xml")
+        fmt = fmt if fmt in ("json", "xml") else "xml"
+        wstoken = params.pop("wstoken", "")
+        wsfunction = params.pop("wsfunction", None)
+        try:
+            result, function = self.execute(wstoken, wsfunction, params, served)
+        except WsError as exc:
+            self.stats.by_outcome[exc.errorcode or exc.kind] += 1
+            return self._error(exc, fmt)
+        except PhpFatal as exc:
+            self.stats.by_outcome["php_fatal"] += 1
+            self.stats.php_fatals += 1
+            log.warning("PHP Fatal error: Uncaught %s (HTTP 500, empty body)", exc)
+            return web.Response(status=500, body=b"", content_type="text/html")
+        self.stats.by_function[function.name] += 1
+        self.stats.by_outcome["ok"] += 1
+        if fmt == "json":
+            return _json_response(result)
+        return _xml_response(f"<RESPONSE>\n{xmlize_result(function.returns, result)}</RESPONSE>\n")
+
     def _injected_error(self, faults: Faults) -> web.Response:
         kind = faults.error_kind
         self.stats.by_outcome[kind] += 1
+        if kind == "phpfatal":
+            return web.Response(status=500, body=b"", content_type="text/html")
         if kind.startswith("http"):
             status = int(kind[4:])
             return web.Response(
@@ -201,37 +293,6 @@ class Emulator:
         error = WsError(message[0], kind, message[1])
         return _json_response(error.as_dict(self.state.site.at_least("4.5"), self.state.site.debug))
 
-    async def _process(self, request: web.Request) -> web.Response:
-        max_vars = self.state.site.max_input_vars
-        get, get_count, get_cut = parse_query(request.query_string, max_vars)
-        post: PhpArray = {}
-        post_count, post_cut = 0, False
-        if request.method == "POST" and request.content_type == "application/x-www-form-urlencoded":
-            raw = (await request.read()).decode("utf-8", "replace")
-            post, post_count, post_cut = parse_query(raw, max_vars)
-        self.stats.max_vars_seen = max(self.stats.max_vars_seen, get_count, post_count)
-        if get_cut or post_cut:
-            self.stats.truncated_calls += 1
-            log.warning("PHP Warning: Input variables exceeded %d.", max_vars)
-        params = merge_get_post(get, post)
-        for name in _WS_SETTINGS:
-            params.pop(name, None)
-        fmt = params.pop("moodlewsrestformat", "xml")
-        fmt = fmt if fmt in ("json", "xml") else "xml"
-        wstoken = params.pop("wstoken", "")
-        wsfunction = params.pop("wsfunction", None)
-        try:
-            result, function = self.execute(wstoken, wsfunction, params)
-        except WsError as exc:
-            self.stats.by_outcome[exc.errorcode or exc.kind] += 1
-            return self._error(exc, fmt)
-        self.stats.by_function[function.name] += 1
-        self.stats.by_outcome["ok"] += 1
-        if fmt == "json":
-            return _json_response(result)
-        body = "" if function.returns_null else _xmlize(result)
-        return _xml_response(f"<RESPONSE>\n{body}</RESPONSE>\n")
-
     def _error(self, exc: WsError, fmt: str) -> web.Response:
         site = self.state.site
         body = exc.as_dict(site.at_least("4.5"), site.debug)
@@ -244,6 +305,15 @@ class Emulator:
         if "debuginfo" in body:
             xml += f"<DEBUGINFO>{escape(body['debuginfo'])}</DEBUGINFO>\n"
         return _xml_response(xml + "</EXCEPTION>\n")
+
+
+def _items(result: Any) -> int:
+    """Items a read returned (a list, or the largest list inside an object)."""
+    if isinstance(result, list):
+        return len(result)
+    if isinstance(result, dict):
+        return max((len(v) for v in result.values() if isinstance(v, list)), default=0)
+    return 0
 
 
 def _access_exception(debuginfo: str) -> WsError:
@@ -271,19 +341,6 @@ def _xml_response(body: str) -> web.Response:
     )
 
 
-def _xmlize(value: Any) -> str:
-    if isinstance(value, list):
-        return "<MULTIPLE>\n" + "".join(_xmlize(v) for v in value) + "</MULTIPLE>\n"
-    if isinstance(value, dict):
-        keys = "".join(f'<KEY name="{k}">{_xmlize(v)}</KEY>\n' for k, v in value.items())
-        return f"<SINGLE>\n{keys}</SINGLE>\n"
-    if value is None:
-        return '<VALUE null="null"/>\n'
-    if isinstance(value, bool):
-        value = int(value)
-    return f"<VALUE>{escape(str(value))}</VALUE>\n"
-
-
 def _maintenance_page(retry_after: int) -> web.Response:
     # What a CLI-maintenance site (climaintenance.html) answers.
     return web.Response(
@@ -292,146 +349,6 @@ def _maintenance_page(retry_after: int) -> web.Response:
         content_type="text/html",
         headers={"Retry-After": str(retry_after)},
     )
-
-
-# ------------------------------------------------------------------------------------------------
-# /_emulator/* controls
-
-
-EMULATOR_KEY: Final = web.AppKey("emulator", Emulator)
-
-
-def _emu(request: web.Request) -> Emulator:
-    return request.app[EMULATOR_KEY]
-
-
-async def _get_state(request: web.Request) -> web.Response:
-    return web.json_response(_emu(request).state.snapshot())
-
-
-async def _get_enrolments(request: web.Request) -> web.Response:
-    state = _emu(request).state
-    courseid = request.query.get("courseid")
-    userid = request.query.get("userid")
-    rows = []
-    for (iid, uid), ue in sorted(state.ue.items()):
-        inst = state.instances[iid]
-        if courseid is not None and inst.courseid != int(courseid):
-            continue
-        if userid is not None and uid != int(userid):
-            continue
-        roles = sorted(state.ra.get((inst.courseid, uid), set()))
-        rows.append(
-            {
-                **asdict(ue),
-                "courseid": inst.courseid,
-                "enrol": inst.enrol,
-                "roles": [{"roleid": r, "component": c, "itemid": i} for (r, c, i) in roles],
-                "grade": state.grades.get((inst.courseid, uid)),
-                "groups": [g.id for g in state.user_groups(inst.courseid, uid)],
-            }
-        )
-    return web.json_response(rows)
-
-
-async def _grades(request: web.Request) -> web.Response:
-    state = _emu(request).state
-    if request.method == "POST":
-        body = await request.json()
-        state.grades[(int(body["courseid"]), int(body["userid"]))] = float(body["grade"])
-        state.dirty = True
-    return web.json_response(
-        [{"courseid": c, "userid": u, "grade": g} for (c, u), g in sorted(state.grades.items())]
-    )
-
-
-async def _faults(request: web.Request) -> web.Response:
-    emu = _emu(request)
-    if request.method == "DELETE":
-        emu.injector.configure(Faults())
-    elif request.method == "POST":
-        merged = {**emu.injector.faults.model_dump(), **(await request.json())}
-        try:
-            emu.injector.configure(Faults.model_validate(merged))
-        except ValueError as exc:
-            return web.json_response({"error": str(exc)}, status=400)
-    return web.json_response(emu.injector.faults.model_dump())
-
-
-async def _stats(request: web.Request) -> web.Response:
-    emu = _emu(request)
-    if request.method == "POST":
-        emu.stats.reset()
-    window = float(request.query.get("window", "1.0"))
-    return web.json_response(emu.stats.as_dict(window))
-
-
-async def _config(request: web.Request) -> web.Response:
-    emu = _emu(request)
-    site = emu.state.site
-    if request.method == "POST":
-        body = await request.json()
-        unknown = set(body) - set(asdict(site))
-        if unknown or body.get("version", site.version) not in VERSIONS:
-            return web.json_response({"error": f"bad config {sorted(unknown) or body}"}, status=400)
-        for key, value in body.items():
-            setattr(site, key, value)
-    return web.json_response(asdict(site))
-
-
-async def _users(request: web.Request) -> web.Response:
-    state = _emu(request).state
-    body = await request.json()
-    uid = int(body.pop("id", 0)) or state.next_id("user", state.users)
-    state.users[uid] = User(id=uid, **body)
-    state.dirty = True
-    return web.json_response(asdict(state.users[uid]))
-
-
-async def _reset(request: web.Request) -> web.Response:
-    _emu(request).reset()
-    return web.json_response({"ok": True})
-
-
-async def _health(request: web.Request) -> web.Response:
-    return web.json_response({"ok": True, "version": _emu(request).state.site.version})
-
-
-def create_app(emulator: Emulator) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024 * 1024)
-    app[EMULATOR_KEY] = emulator
-    app.router.add_route("*", REST_PATH, emulator.handle)
-    app.router.add_get("/_emulator/state", _get_state)
-    app.router.add_get("/_emulator/enrolments", _get_enrolments)
-    app.router.add_route("*", "/_emulator/grades", _grades)
-    app.router.add_route("*", "/_emulator/faults", _faults)
-    app.router.add_route("*", "/_emulator/stats", _stats)
-    app.router.add_route("*", "/_emulator/config", _config)
-    app.router.add_post("/_emulator/users", _users)
-    app.router.add_post("/_emulator/reset", _reset)
-    app.router.add_get("/_emulator/health", _health)
-    if emulator.store is not None:
-        app.cleanup_ctx.append(_persist)
-    return app
-
-
-async def _persist(app: web.Application) -> AsyncIterator[None]:
-    emulator = app[EMULATOR_KEY]
-    store = emulator.store
-    assert store is not None
-
-    async def loop() -> None:
-        while True:
-            await asyncio.sleep(0.5)
-            if emulator.state.dirty:
-                store.save(emulator.state)
-
-    task = asyncio.create_task(loop())
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    store.save(emulator.state)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -456,6 +373,15 @@ def load_seed_file(path: Path) -> dict[str, Any]:
     return dict(json.loads(path.read_text(encoding="utf-8")))
 
 
+def create_app(emulator: Emulator) -> web.Application:
+    from streams.emulator.controls import add_controls  # controls import this module
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_route("*", REST_PATH, emulator.handle)
+    add_controls(app, emulator)
+    return app
+
+
 @asynccontextmanager
 async def running_emulator(
     seed: Mapping[str, Any] | Path,
@@ -464,13 +390,25 @@ async def running_emulator(
     state_file: Path | None = None,
     host: str = "127.0.0.1",
     port: int = 0,
+    profile: str | CostProfile = "instant",
+    workers: int | None = None,
+    cost_seed: int | None = None,
     **site_overrides: Any,
 ) -> AsyncIterator[RunningEmulator]:
-    """Serve an emulator on ``host:port`` (0 = ephemeral) for the duration of the block."""
+    """Serve an emulator on ``host:port`` (0 = ephemeral) for the duration of the block.
+
+    ``profile`` ("instant", "calibrated" or a :class:`CostProfile`) and ``workers`` (PHP
+    workers; None = unbounded) set what calls cost; other keywords override site settings."""
     data = load_seed_file(seed) if isinstance(seed, Path) else seed
     store = SqliteStore(state_file) if state_file is not None else None
     emulator = Emulator(
-        data, faults, store, {k: v for k, v in site_overrides.items() if v is not None}
+        data,
+        faults,
+        store,
+        {k: v for k, v in site_overrides.items() if v is not None},
+        profile=profile,
+        workers=workers,
+        cost_seed=cost_seed,
     )
     runner = web.AppRunner(create_app(emulator), access_log=None, shutdown_timeout=0.5)
     await runner.setup()

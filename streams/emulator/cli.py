@@ -10,6 +10,7 @@ import click
 from aiohttp import web
 
 from streams.emulator.app import Emulator, create_app, load_seed_file
+from streams.emulator.cost import PROFILES
 from streams.emulator.faults import Faults, Latency, RateLimit
 from streams.emulator.state import VERSIONS, SqliteStore
 
@@ -41,6 +42,24 @@ _DEFAULT_SEED = Path(__file__).with_name("seed_example.json")
 )
 @click.option("--debug/--no-debug", default=None, help="Include debuginfo in errors.")
 @click.option(
+    "--php",
+    "php",
+    help="PHP version (default from seed, else 8.2); below 8, Moodle 4.4's wsnoinstance is JSON.",
+)
+@click.option(
+    "--profile",
+    default="instant",
+    show_default=True,
+    type=click.Choice(sorted(PROFILES)),
+    help="Cost model: 'calibrated' costs what the §11 site paid per call and row.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="PHP workers serving calls at once; more calls wait (default: unbounded).",
+)
+@click.option("--cost-seed", type=int, help="Seed of the cost jitter random generator.")
+@click.option(
     "--latency",
     "latency",
     default="none",
@@ -54,7 +73,9 @@ _DEFAULT_SEED = Path(__file__).with_name("seed_example.json")
 @click.option(
     "--error-kind",
     default="http503",
-    type=click.Choice(["http500", "http502", "http503", "dmlwriteexception", "dbconnectionfailed"]),
+    type=click.Choice(
+        ["http500", "http502", "http503", "phpfatal", "dmlwriteexception", "dbconnectionfailed"]
+    ),
 )
 @click.option("--timeout-rate", default=0.0, type=float, help="Fraction of calls that hang.")
 @click.option("--timeout-s", default=60.0, type=float, help="How long a hanging call hangs.")
@@ -72,6 +93,10 @@ def command(
     version: str | None,
     max_input_vars: int | None,
     debug: bool | None,
+    php: str | None,
+    profile: str,
+    workers: int | None,
+    cost_seed: int | None,
     latency: str,
     latency_ms: float,
     latency_max_ms: float,
@@ -107,14 +132,25 @@ def command(
     )
     overrides = {
         k: v
-        for k, v in {"version": version, "max_input_vars": max_input_vars, "debug": debug}.items()
+        for k, v in {
+            "version": version, "max_input_vars": max_input_vars, "debug": debug, "php": php
+        }.items()
         if v is not None
-    }
+    }  # fmt: skip
     store = SqliteStore(state_file) if state_file is not None else None
-    emulator = Emulator(load_seed_file(seed), faults, store, overrides)
+    emulator = Emulator(
+        load_seed_file(seed),
+        faults,
+        store,
+        overrides,
+        profile=profile,
+        workers=workers,
+        cost_seed=cost_seed,
+    )
     click.echo(
         f"Moodle emulator {emulator.state.site.version} on http://{host}:{port}"
-        f"/webservice/rest/server.php (seed {seed})"
+        f"/webservice/rest/server.php (seed {seed}; profile {profile}, "
+        f"{workers or 'unbounded'} workers)"
     )
     app = create_app(emulator)
     web.run_app(

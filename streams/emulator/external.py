@@ -261,3 +261,90 @@ def _php_string(value: Any) -> str:
 
 def _print_r(value: Any) -> str:
     return _php_string(value) if value is not None else ""
+
+
+# --------------------------------------------------------------------------------------------
+# Return values: clean_returnvalue (JSON) and xmlize_result (XML), both driven by *_returns()
+
+
+class PhpFatal(Exception):
+    """A PHP fatal error (e.g. PHP 8's TypeError): the server answers HTTP 500 with an empty
+    body, no Moodle error object, and the transaction is rolled back (moodle-ws.md §11)."""
+
+
+def invalid_response(debuginfo: str) -> WsError:
+    return WsError(
+        "invalid_response_exception",
+        "invalidresponse",
+        "Invalid response value detected",
+        debuginfo,
+    )
+
+
+def clean_returnvalue(desc: Desc | None, value: Any) -> Any:
+    """``external_api::clean_returnvalue``: keys in description order, unknown keys dropped,
+    optional keys omitted when absent, defaults filled in, scalars typed."""
+    if desc is None:
+        return None
+    if isinstance(desc, Value):
+        return None if value is None else _typed(desc.type, value)
+    if isinstance(desc, Multiple):
+        if not isinstance(value, (list, tuple)):
+            raise invalid_response("Only arrays accepted.")
+        return [clean_returnvalue(desc.content, item) for item in value]
+    if not isinstance(value, Mapping):
+        raise invalid_response("Only arrays/objects accepted.")
+    result: dict[str, Any] = {}
+    for key, sub in desc.keys.items():
+        if key in value:
+            result[key] = clean_returnvalue(sub, value[key])
+        elif sub.required == REQUIRED:
+            raise invalid_response(
+                f"Error in response - Missing following required key in a single structure: {key}"
+            )
+        elif sub.required == DEFAULT and isinstance(sub, Value):
+            result[key] = clean_returnvalue(sub, sub.default)
+    return result
+
+
+def _typed(type_: str, value: Any) -> Any:
+    if type_ == "bool":
+        return bool(value) if not isinstance(value, str) else value not in ("", "0")
+    if type_ == "int":
+        return int(value)
+    if type_ == "float":
+        return float(value)
+    if type_ == "raw" and isinstance(value, bool):
+        return value  # PARAM_RAW keeps PHP's type (e.g. get_enrol_info's status = true)
+    return _php_string(value)
+
+
+def xmlize_result(desc: Desc | None, value: Any) -> str:
+    """``webservice_rest_server::xmlize_result``: every key of the description is written,
+    ``<VALUE null="null"/>`` where the value is absent."""
+    if desc is None:
+        return ""
+    if isinstance(desc, Value):
+        if value is None:
+            return '<VALUE null="null"/>\n'
+        text = str(int(value)) if isinstance(value, bool) else _php_string(value)
+        return f"<VALUE>{_xml_escape(text)}</VALUE>\n"
+    if isinstance(desc, Multiple):
+        items = "".join(xmlize_result(desc.content, v) for v in (value or []))
+        return f"<MULTIPLE>\n{items}</MULTIPLE>\n"
+    row = value if isinstance(value, Mapping) else {}
+    keys = "".join(
+        f'<KEY name="{k}">{xmlize_result(sub, row.get(k))}</KEY>\n' for k, sub in desc.keys.items()
+    )
+    return f"<SINGLE>\n{keys}</SINGLE>\n"
+
+
+def _xml_escape(text: str) -> str:
+    """Moodle's ``s()``: htmlspecialchars with quotes."""
+    return (
+        text.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace('"', "&quot;")
+        .replace("'", "&#039;")
+    )

@@ -44,7 +44,9 @@ class Latency(BaseModel):
         return ms / 1000.0
 
 
-ErrorKind = Literal["http500", "http502", "http503", "dmlwriteexception", "dbconnectionfailed"]
+ErrorKind = Literal[
+    "http500", "http502", "http503", "phpfatal", "dmlwriteexception", "dbconnectionfailed"
+]  # phpfatal: HTTP 500 with an empty body, as PHP answers after a fatal error
 
 
 class RateLimit(BaseModel):
@@ -83,24 +85,48 @@ class Stats:
         self.reset()
 
     def reset(self) -> None:
+        """Zero the counters; calls in flight stay counted (they will leave)."""
+        self.in_flight = getattr(self, "in_flight", 0)
         self.calls = 0
         self.by_function: Counter[str] = Counter()
         self.by_outcome: Counter[str] = Counter()
-        self.in_flight = 0
-        self.max_in_flight = 0
+        self.max_in_flight = self.in_flight
         self.starts: deque[float] = deque(maxlen=100_000)
         self.max_vars_seen = 0
         self.truncated_calls = 0
         self.rows_applied = 0
+        self.busy_s = 0.0  # worker time spent serving calls (the cost model's service time)
+        self.answered_s = 0.0  # time from arrival to answer, summed (queue wait included)
+        self.answered = 0
+        self.php_fatals = 0
+        self.since = self.clock()
+        self._flight_area = 0.0  # ∫ in_flight dt, for the time-weighted mean
+        self._last_change = self.since
+
+    def _integrate(self) -> None:
+        now = self.clock()
+        self._flight_area += self.in_flight * (now - self._last_change)
+        self._last_change = now
 
     def enter(self) -> None:
+        self._integrate()
         self.calls += 1
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        self.starts.append(self.clock())
+        self.starts.append(self._last_change)
 
-    def leave(self) -> None:
+    def leave(self, arrived: float | None = None) -> None:
+        self._integrate()
         self.in_flight -= 1
+        if arrived is not None:
+            self.answered += 1
+            self.answered_s += self._last_change - arrived
+
+    def mean_in_flight(self) -> float:
+        """Calls in flight (queued for a worker or served), averaged over time since reset."""
+        self._integrate()
+        elapsed = self._last_change - self.since
+        return self._flight_area / elapsed if elapsed > 0 else 0.0
 
     def max_in_window(self, window_s: float) -> int:
         """Largest number of call starts within any window of ``window_s`` seconds."""
@@ -123,6 +149,12 @@ class Stats:
             "max_vars_seen": self.max_vars_seen,
             "truncated_calls": self.truncated_calls,
             "rows_applied": self.rows_applied,
+            "php_fatals": self.php_fatals,
+            "busy_s": round(self.busy_s, 6),
+            "answered": self.answered,
+            "mean_answer_s": round(self.answered_s / self.answered, 6) if self.answered else None,
+            "mean_in_flight": round(self.mean_in_flight(), 4),
+            "elapsed_s": round(self.clock() - self.since, 6),
             "window_s": window_s,
             "max_calls_in_window": self.max_in_window(window_s),
         }

@@ -1,34 +1,43 @@
 """PHP's request-variable parsing, as Moodle receives it: bracket arrays and ``max_input_vars``.
 
 PHP builds ``$_GET`` / ``$_POST`` from ``a[0][b]=1`` pairs into nested arrays and stops
-reading a source after ``max_input_vars`` variables (a warning, no error). Moodle then
-uses ``array_merge($_GET, $_POST)``: POST wins, top level only. Nested PHP arrays are
+reading a source once ``max_input_vars`` is exceeded (a warning, no error). The two parsers
+count differently (PHP 8, main/php_variables.c): the query string is counted *before* a
+variable is stored, so exactly ``max_input_vars`` survive; a form-encoded POST body is counted
+*after* storing, so ``max_input_vars + 1`` survive (moodle-ws.md §11). Moodle then uses
+``array_merge($_GET, $_POST)``: POST wins, top level only. Nested PHP arrays are
 represented here as insertion-ordered ``dict[str, ...]`` with string keys.
 """
 
 from __future__ import annotations
 
-from typing import Union
+from typing import Literal, Union
 from urllib.parse import unquote_plus
 
 PhpValue = Union[str, "PhpArray"]
 PhpArray = dict[str, PhpValue]
 
-__all__ = ["PhpArray", "PhpValue", "merge_get_post", "parse_query"]
+__all__ = ["PhpArray", "PhpValue", "Source", "merge_get_post", "parse_query"]
 
 
-def parse_query(raw: str, max_vars: int) -> tuple[PhpArray, int, bool]:
-    """Parse ``a=1&b[0]=2`` like PHP; return (array, variables read, truncated?)."""
+Source = Literal["get", "post"]
+
+
+def parse_query(raw: str, max_vars: int, source: Source = "get") -> tuple[PhpArray, int, bool]:
+    """Parse ``a=1&b[0]=2`` like PHP; return (array, variables kept, truncated?).
+
+    ``source="post"`` keeps one variable more than ``max_vars``, as PHP's POST parser does."""
     result: PhpArray = {}
     if not raw:
         return result, 0, False
+    keep = max_vars + 1 if source == "post" else max_vars
     parts = raw.split("&")
     truncated = False
     count = 0
     for part in parts:
         if not part:
             continue
-        if count >= max_vars:
+        if count >= keep:
             truncated = True
             break
         count += 1

@@ -8,6 +8,8 @@ Seed/snapshot format: docs/moodle-emulator.md.
 from __future__ import annotations
 
 import json
+import logging
+import re
 import sqlite3
 import time
 from collections import Counter
@@ -17,12 +19,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+log = logging.getLogger(__name__)
+
 VERSIONS: Final = ("4.4", "4.5", "5.1", "5.2")
+# (release, $CFG->version as site_info prints it: PHP renders 2023112400.00 as "2023112400",
+# plugin version of the core enrol plugins). 4.4 is the 4.4dev build observed in §11.
 RELEASES: Final[Mapping[str, tuple[str, str]]] = {
-    "4.4": ("4.4.4 (Build: 20241007)", "2024042204.00"),
-    "4.5": ("4.5.3 (Build: 20250317)", "2024100703.00"),
-    "5.1": ("5.1 (Build: 20251006)", "2025100600.00"),
-    "5.2": ("5.2dev (Build: 20260105)", "2026010500.00"),
+    "4.4": ("4.4dev (Build: 20231124)", "2023112400"),
+    "4.5": ("4.5.3 (Build: 20250317)", "2024100703"),
+    "5.1": ("5.1 (Build: 20251006)", "2025100600"),
+    "5.2": ("5.2dev (Build: 20260105)", "2026010500"),
+}
+PLUGIN_VERSIONS: Final[Mapping[str, str]] = {
+    "4.4": "2023100900",
+    "4.5": "2024100700",
+    "5.1": "2025100600",
+    "5.2": "2025100600",
 }
 
 ENROL_USER_ACTIVE: Final = 0
@@ -51,9 +63,15 @@ class Site:
     enrol_cohort_unenrolaction: int = ENROL_EXT_REMOVED_UNENROL
     enrol_meta_unenrolaction: int = ENROL_EXT_REMOVED_SUSPENDNOROLES
     manual_plugin_enabled: bool = True
+    php: str = "8.2"
+    """PHP version: from 8.0, Moodle ≤4.4's wsnoinstance dies in a TypeError (HTTP 500, empty)."""
 
     def at_least(self, version: str) -> bool:
         return version_key(self.version) >= version_key(version)
+
+    @property
+    def php8(self) -> bool:
+        return version_key(self.php) >= (8, 0)
 
 
 @dataclass
@@ -68,6 +86,21 @@ class User:
     deleted: bool = False
     suspended: bool = False
     confirmed: bool = True
+    department: str = ""
+    institution: str = ""
+    lang: str = "en"
+    theme: str = ""
+    timezone: str = "99"
+    mailformat: int = 1
+    firstaccess: int = 0
+    lastaccess: int = 0
+    capabilities: frozenset[str] = frozenset()
+    """Granted through the user's roles, as in Moodle: every token of the user sees the same."""
+    assignable_roles: frozenset[int] = frozenset()
+    """role_allow_assign for the user's roles (needs moodle/role:assign)."""
+
+    def can(self, capability: str) -> bool:
+        return "*" in self.capabilities or capability in self.capabilities
 
 
 @dataclass
@@ -82,6 +115,14 @@ class Course:
     format: str = "topics"
     startdate: int = 0
     enddate: int = 0
+
+    @property
+    def sortorder(self) -> int:
+        return 10000 + self.id
+
+    @property
+    def contextid(self) -> int:
+        return course_contextid(self.id)
 
 
 @dataclass
@@ -124,6 +165,9 @@ class Group:
     courseid: int
     name: str
     description: str = ""
+    descriptionformat: int = 0
+    idnumber: str = ""
+    enrolmentkey: str = ""
 
 
 @dataclass
@@ -153,17 +197,20 @@ def category_contextid(categoryid: int) -> int:
     return 100000 + categoryid
 
 
+def course_contextid(courseid: int) -> int:
+    """Emulator convention: course N has context 200000 + N."""
+    return 200000 + courseid
+
+
 @dataclass
 class Token:
+    """A row of external_tokens: who (``userid``) and which service (``functions``).
+    Capabilities are the user's, never the token's."""
+
     token: str
     userid: int
     name: str = ""
-    capabilities: frozenset[str] = frozenset()
-    assignable_roles: frozenset[int] = frozenset()
     functions: frozenset[str] | None = None  # None: every emulated function
-
-    def can(self, capability: str) -> bool:
-        return "*" in self.capabilities or capability in self.capabilities
 
 
 # (roleid, component, itemid) — a role assignment in a course context.
@@ -178,6 +225,11 @@ class Txn:
     def __init__(self) -> None:
         self._undo: list[Callable[[], object]] = []
         self.events: list[str] = []
+
+    @property
+    def size(self) -> int:
+        """Writes recorded so far (an item that added none changed nothing)."""
+        return len(self._undo)
 
     def dset(self, d: dict[Any, Any], key: Any, value: Any) -> None:
         if key in d:
@@ -303,7 +355,7 @@ class State:
             "site": asdict(self.site),
             "categories": [asdict(c) for c in self.categories.values()],
             "roles": [asdict(r) for r in self.roles.values()],
-            "users": [asdict(u) for u in self.users.values()],
+            "users": [_user_snapshot(u) for u in self.users.values()],
             "courses": [self._course_snapshot(c) for c in self.courses.values()],
             "cohorts": [
                 {**asdict(c), "members": sorted(self.cohort_members.get(c.id, ()))}
@@ -404,9 +456,15 @@ def _token_snapshot(token: Token) -> dict[str, Any]:
         "token": token.token,
         "userid": token.userid,
         "name": token.name,
-        "capabilities": sorted(token.capabilities),
-        "assignable_roles": sorted(token.assignable_roles),
         "functions": None if token.functions is None else sorted(token.functions),
+    }
+
+
+def _user_snapshot(user: User) -> dict[str, Any]:
+    return {
+        **asdict(user),
+        "capabilities": sorted(user.capabilities),
+        "assignable_roles": sorted(user.assignable_roles),
     }
 
 
@@ -425,7 +483,7 @@ def load_seed(data: Mapping[str, Any], clock: Callable[[], float] = time.time) -
     for role in data.get("roles", _DEFAULT_ROLES):
         state.roles[int(role["id"])] = Role(**role)
     for user in data.get("users", []):
-        state.users[int(user["id"])] = User(**user)
+        state.users[int(user["id"])] = make_user(user)
     for cohort in data.get("cohorts", []):
         members = cohort.get("members", [])
         fields = {k: v for k, v in cohort.items() if k not in ("members", "category")}
@@ -436,16 +494,62 @@ def load_seed(data: Mapping[str, Any], clock: Callable[[], float] = time.time) -
     for course in data.get("courses", []):
         _load_course(state, course)
     for token in data.get("tokens", []):
-        state.tokens[token["token"]] = Token(
-            token=token["token"],
-            userid=int(token["userid"]),
-            name=token.get("name", ""),
-            capabilities=frozenset(token.get("capabilities", [])),
-            assignable_roles=frozenset(int(r) for r in token.get("assignable_roles", [])),
-            functions=None if token.get("functions") is None else frozenset(token["functions"]),
-        )
+        _load_token(state, token)
     _load_rows(state, data)
     return state
+
+
+def make_user(spec: Mapping[str, Any]) -> User:
+    fields = dict(spec)
+    fields["capabilities"] = frozenset(fields.get("capabilities", ()))
+    fields["assignable_roles"] = frozenset(int(r) for r in fields.get("assignable_roles", ()))
+    return User(**fields)
+
+
+TOKEN_RE: Final = re.compile(r"[A-Za-z0-9]{32}\Z")
+
+
+def _load_token(state: State, spec: Mapping[str, Any]) -> None:
+    """A token row. Older seeds put capabilities on tokens: they are moved to the token's user,
+    and two tokens of one user with different capabilities are refused (Moodle cannot do it)."""
+    token = Token(
+        token=spec["token"],
+        userid=int(spec["userid"]),
+        name=spec.get("name", ""),
+        functions=None if spec.get("functions") is None else frozenset(spec["functions"]),
+    )
+    if not TOKEN_RE.match(token.token):
+        log.warning(
+            "token %r is not 32 letters and digits: core_webservice_get_site_info will fail "
+            "with codingerror on it, as on Moodle",
+            token.name or token.token[:4] + "…",
+        )
+    if "capabilities" in spec or "assignable_roles" in spec:
+        user = state.users.get(token.userid)
+        if user is None:
+            raise ValueError(f"token {token.name!r}: unknown user {token.userid}")
+        caps = frozenset(spec.get("capabilities", ()))
+        roles = frozenset(int(r) for r in spec.get("assignable_roles", ()))
+        if user.capabilities or user.assignable_roles:
+            if (caps, roles) != (user.capabilities, user.assignable_roles):
+                raise ValueError(
+                    f"token {token.name!r}: capabilities belong to user {user.username!r}, "
+                    "not to tokens; give the restricted token its own user"
+                )
+        else:
+            user.capabilities, user.assignable_roles = caps, roles
+    state.tokens[token.token] = token
+
+
+def add_course(state: State, course: Mapping[str, Any]) -> Course:
+    """Create a course from the seed format (``id`` optional), e.g. ``POST /_emulator/courses``."""
+    spec = dict(course)
+    spec["id"] = int(spec.get("id") or 0) or state.next_id("course", state.courses)
+    if spec["id"] in state.courses:
+        raise ValueError(f"course {spec['id']} exists")
+    _load_course(state, spec)
+    state.dirty = True
+    return state.courses[spec["id"]]
 
 
 def _load_course(state: State, course: Mapping[str, Any]) -> None:
@@ -465,12 +569,37 @@ def _load_course(state: State, course: Mapping[str, Any]) -> None:
         if "welcome" in spec:
             spec["customint1"] = int(bool(spec.pop("welcome")))
         spec.pop("courseid", None)  # present in snapshots
+        enrolled = spec.pop("enrolments", [])
         iid = int(spec.pop("id", 0)) or state.next_id("enrol", state.instances)
-        state.add_instance(Instance(id=iid, courseid=c.id, **spec))
+        inst = Instance(id=iid, courseid=c.id, **spec)
+        state.add_instance(inst)
+        _seed_enrolments(state, inst, enrolled)
     for group in course.get("groups", []):
         g = Group(courseid=c.id, **{k: v for k, v in group.items() if k != "courseid"})
         state.groups[g.id] = g
         state.group_members.setdefault(g.id, {})
+
+
+def _seed_enrolments(state: State, inst: Instance, rows: list[Any]) -> None:
+    """Seed convenience: ``"enrolments": [{"userid", "roleid", "status", "timestart",
+    "timeend"}]`` (or bare user ids) inside an instance, e.g. Database-method enrolments made by
+    enrol_database's sync, reported by core_enrol_get_enrolled_users like any other."""
+    txn = Txn()
+    now = state.now()
+    for row in rows:
+        spec = {"userid": row} if isinstance(row, int) else dict(row)
+        userid = _user_ref(state, spec["userid"])
+        ue = UserEnrolment(
+            inst.id, userid, int(spec.get("status", 0)), int(spec.get("timestart", 0)),
+            int(spec.get("timeend", 0)), now, now,
+        )  # fmt: skip
+        state.put_ue(txn, ue, inst.courseid)
+        roleid = int(spec.get("roleid", inst.roleid or 0))
+        if roleid:
+            component, itemid = (
+                ("", 0) if inst.enrol == "manual" else (f"enrol_{inst.enrol}", inst.id)
+            )
+            state.role_assign(txn, inst.courseid, userid, (roleid, component, itemid))
 
 
 def _load_rows(state: State, data: Mapping[str, Any]) -> None:

@@ -13,6 +13,7 @@ Errors: :mod:`streams.moodle.errors` (hierarchy in its docstring).
 
 from streams.moodle.batching import ItemOutcome, Status, max_rows
 from streams.moodle.client import MoodleClient
+from streams.moodle.concurrency import ConcurrencySnapshot
 from streams.moodle.encoding import count_vars, encode_params
 from streams.moodle.errors import (
     CallRejected,
@@ -20,22 +21,30 @@ from streams.moodle.errors import (
     MoodleBug,
     MoodleError,
     NeverRetry,
+    NoManualInstance,
     Permanent,
+    PhpFatalError,
     RetryLater,
 )
 from streams.moodle.models import (
     Cohort,
     CohortMember,
     CohortMemberIds,
+    CohortMembers,
     EnrolledUser,
     Enrolment,
+    EnrolmentMethod,
     GroupMember,
+    GroupMembers,
     MetaLink,
     MoodleCourse,
+    MoodleGroup,
     MoodleUser,
     NewCohort,
+    RoleAssignment,
     SiteInfo,
     Unenrolment,
+    UserCourse,
 )
 from streams.moodle.settings import MoodleSettings
 
@@ -44,9 +53,13 @@ __all__ = [
     "Cohort",
     "CohortMember",
     "CohortMemberIds",
+    "CohortMembers",
+    "ConcurrencySnapshot",
     "EnrolledUser",
     "Enrolment",
+    "EnrolmentMethod",
     "GroupMember",
+    "GroupMembers",
     "ItemOutcome",
     "ItemRejected",
     "MetaLink",
@@ -54,15 +67,20 @@ __all__ = [
     "MoodleClient",
     "MoodleCourse",
     "MoodleError",
+    "MoodleGroup",
     "MoodleSettings",
     "MoodleUser",
     "NeverRetry",
     "NewCohort",
+    "NoManualInstance",
     "Permanent",
+    "PhpFatalError",
     "RetryLater",
+    "RoleAssignment",
     "SiteInfo",
     "Status",
     "Unenrolment",
+    "UserCourse",
     "count_vars",
     "encode_params",
     "max_rows",

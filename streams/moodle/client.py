@@ -1,16 +1,18 @@
 """Async Moodle web-service client: the only module here that talks HTTP.
 
-Every call: rate limit (token bucket) → concurrency slot (semaphore) → POST form to
+Every call: rate limit (token bucket) → concurrency slot → POST form to
 ``/webservice/rest/server.php`` (``wsfunction``/format in the query string, token in the body
-so it never reaches an access log) → typed error or value. Transient errors are retried with
-exponential backoff and full jitter; the rate itself follows an
-:class:`~streams.moodle.pacing.AdaptivePacer` (lower when latency rises or calls fail
-transiently, back up when latency is normal). Batched writes are cut to fit ``max_input_vars``
-and bisected on item errors (see :mod:`streams.moodle.batching`).
+so it never reaches an access log) → typed error or value. The number of calls in flight
+follows an adaptive limit (:mod:`streams.moodle.concurrency`): as many as the site serves at
+once, found from latency. Transient errors are retried with exponential backoff and full
+jitter, and lower the rate (:class:`~streams.moodle.pacing.AdaptivePacer`). A call that times
+out may still be running on the site: its slot stays taken and it is not re-sent before
+``timeout_hold_s``; ``call()`` never returns while a copy it sent may still be running.
 
-Batches of one method are applied in order, one after another, so that Moodle's "last row
-wins" holds across batches too; run independent courses concurrently if more throughput is
-needed (the semaphore and the rate limit still bound the site's load).
+Batched writes are cut to fit ``max_input_vars`` and bisected on item errors (see
+:mod:`streams.moodle.batching`). Rows are split into lanes by course: a course's rows stay in
+one lane, applied in order (Moodle's "last row wins" holds across batches too), and lanes run
+concurrently within the adaptive limit.
 """
 
 from __future__ import annotations
@@ -29,12 +31,15 @@ from urllib.parse import urlencode
 import httpx
 
 from streams.moodle.batching import ItemOutcome, Status, apply_bisecting, chunks, max_rows
+from streams.moodle.concurrency import ConcurrencyLimiter, ConcurrencySnapshot, Ticket
 from streams.moodle.encoding import Param, count_vars, encode_params
 from streams.moodle.errors import (
     CallRejected,
     InvalidParameter,
     MoodleBug,
     MoodleError,
+    NoManualInstance,
+    PhpFatalError,
     RateLimited,
     RecordNotFound,
     RequestTimeout,
@@ -48,15 +53,21 @@ from streams.moodle.models import (
     Cohort,
     CohortMember,
     CohortMemberIds,
+    CohortMembers,
     EnrolledUser,
     Enrolment,
+    EnrolmentMethod,
     GroupMember,
+    GroupMembers,
     MetaLink,
     MoodleCourse,
+    MoodleGroup,
     MoodleUser,
     NewCohort,
+    RoleAssignment,
     SiteInfo,
     Unenrolment,
+    UserCourse,
     WsWarning,
 )
 from streams.moodle.pacing import AdaptivePacer, PacerSnapshot
@@ -91,7 +102,15 @@ class MoodleClient:
             ),
             verify=settings.verify_tls,
         )
-        self._slots = asyncio.Semaphore(settings.max_concurrency)
+        self._limiter = ConcurrencyLimiter(
+            settings.max_concurrency,
+            initial=settings.initial_concurrency,
+            adaptive=settings.adaptive_concurrency,
+            tolerance=settings.concurrency_tolerance,
+            probe_rounds=settings.concurrency_probe_rounds,
+            window_s=settings.concurrency_window_s,
+            clock=clock,
+        )
         self._bucket = TokenBucket(
             settings.rate_per_s, settings.rate_burst, clock=clock, sleep=sleep
         )
@@ -103,6 +122,7 @@ class MoodleClient:
             recovery_step=settings.recovery_step_per_s,
             window_s=settings.latency_window_s,
             enabled=settings.latency_backoff_enabled,
+            follow_latency=settings.rate_follows_latency,
             clock=clock,
         )
         self._backoff = Backoff(settings.backoff_base_s, 2.0, settings.backoff_cap_s)
@@ -110,6 +130,7 @@ class MoodleClient:
         self._sleep = sleep
         self._rand = rand
         self._site_info: SiteInfo | None = None
+        self._holds: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"MoodleClient(url={self._settings.url!r})"
@@ -117,6 +138,10 @@ class MoodleClient:
     def pacing(self) -> PacerSnapshot:
         """Effective call rate and why (for logs and metrics)."""
         return self._pacer.snapshot()
+
+    def concurrency(self) -> ConcurrencySnapshot:
+        """Calls in flight, their adaptive limit and why (for logs and metrics)."""
+        return self._limiter.snapshot()
 
     async def __aenter__(self) -> MoodleClient:
         return self
@@ -130,19 +155,32 @@ class MoodleClient:
         await self.aclose()
 
     async def aclose(self) -> None:
+        for task in list(self._holds):
+            task.cancel()
         await self._http.aclose()
 
     # -- transport ---------------------------------------------------------------------------
     async def call(self, wsfunction: str, params: Mapping[str, Param] | None = None) -> Any:
         """Call ``wsfunction``, retrying transient errors; return the decoded JSON value."""
-        params = params or {}
+        return await self._call(wsfunction, params or {})
+
+    async def _call(
+        self, wsfunction: str, params: Mapping[str, Param], *, retry_fatal: bool = True
+    ) -> Any:
+        """``retry_fatal=False``: an empty HTTP 500 is raised at once (batched writes split it
+        by course instead of retrying what will fail the same way)."""
         attempts = self._settings.max_attempts
         for attempt in range(attempts):
             try:
                 return await self._call_once(wsfunction, params)
             except RetryLater as exc:
-                if attempt + 1 >= attempts:
+                held = exc.held if isinstance(exc, RequestTimeout) else None
+                if attempt + 1 >= attempts or (not retry_fatal and isinstance(exc, PhpFatalError)):
+                    if held is not None:
+                        await asyncio.shield(held)  # the copy we sent may still be running
                     raise
+                if held is not None:
+                    await asyncio.shield(held)  # never re-send while the first copy may run
                 retry_after = (
                     min(exc.retry_after, self._settings.max_retry_after_s)
                     if exc.retry_after
@@ -161,26 +199,28 @@ class MoodleClient:
         body = urlencode(form)
         query = {"wsfunction": wsfunction, "moodlewsrestformat": "json"}
         await self._bucket.acquire()
-        async with self._slots:
-            started = self._clock()
-            try:
-                response = await self._http.post(
-                    self._settings.endpoint,
-                    params=query,
-                    content=body,
-                    headers={"Content-Type": "application/x-www-form-urlencoded"},
-                )
-            except httpx.TimeoutException as exc:
-                self._pace(None, self._clock() - started)
-                raise RequestTimeout(
-                    f"timeout: {type(exc).__name__}", wsfunction=wsfunction
-                ) from None
-            except httpx.TransportError as exc:
-                self._pace(None, self._clock() - started)
-                raise TransportError(
-                    f"network: {type(exc).__name__}", wsfunction=wsfunction
-                ) from None
+        ticket = await self._limiter.acquire()
+        started = self._clock()
+        try:
+            response = await self._http.post(
+                self._settings.endpoint,
+                params=query,
+                content=body,
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
+        except httpx.TimeoutException as exc:
+            hold = self._settings.hold_s
+            timeout = RequestTimeout(f"timeout: {type(exc).__name__}", wsfunction=wsfunction)
+            timeout.held = self._dropped(ticket, self._clock() - started, hold)
+            raise timeout from None
+        except httpx.TransportError as exc:
+            self._dropped(ticket, self._clock() - started, 0.0)
+            raise TransportError(f"network: {type(exc).__name__}", wsfunction=wsfunction) from None
+        except BaseException:
+            self._limiter.release()
+            raise
         elapsed = self._clock() - started
+        self._limiter.release()
         log.debug(
             "moodle %s vars=%d status=%d in %.3fs",
             wsfunction, len(form) + 2, response.status_code, elapsed,
@@ -190,13 +230,37 @@ class MoodleClient:
         try:
             value = _decode(response, wsfunction)
         except RetryLater:
+            self._limiter.on_drop(ticket)
             self._pace(None, elapsed)
             raise
         except MoodleError:
-            self._pace(kind, elapsed)  # answered (an item rejected): its latency counts
+            self._answered(ticket, kind, elapsed)  # answered (an item rejected): it counts
             raise
-        self._pace(kind, elapsed)
+        self._answered(ticket, kind, elapsed)
         return value
+
+    def _dropped(self, ticket: Ticket, elapsed: float, hold: float) -> asyncio.Task[None] | None:
+        """A call without an answer; with ``hold``, its slot is kept that long (returned task)."""
+        self._limiter.on_drop(ticket)
+        self._pace(None, elapsed)
+        if not hold:
+            self._limiter.release()
+            return None
+        task = asyncio.create_task(self._hold_slot(hold))
+        self._holds.add(task)
+        task.add_done_callback(self._holds.discard)
+        return task
+
+    async def _hold_slot(self, hold: float) -> None:
+        """Keep a timed-out call's slot: the site may still be working on it."""
+        try:
+            await self._sleep(hold)
+        finally:
+            self._limiter.release()
+
+    def _answered(self, ticket: Ticket, kind: tuple[str, int], elapsed: float) -> None:
+        self._limiter.on_answer(ticket, elapsed, kind)
+        self._pace(kind, elapsed)
 
     def _pace(self, kind: tuple[str, int] | None, elapsed: float) -> None:
         """Feed the pacer (``kind`` None: a transient failure) and apply its rate."""
@@ -228,6 +292,7 @@ class MoodleClient:
             enrolments,
             lambda e: e.as_param(),
             vars_per_row=6,
+            course=lambda e: e.courseid,
         )
 
     async def enrol_manual_unenrol_users(
@@ -241,7 +306,51 @@ class MoodleClient:
             unenrolments,
             lambda u: u.as_param(with_roleid),
             vars_per_row=3 if with_roleid else 2,
+            course=lambda u: u.courseid,
         )
+
+    async def core_enrol_get_course_enrolment_methods(self, courseid: int) -> list[EnrolmentMethod]:
+        """Enabled instances of plugins with get_enrol_info() (self, guest). Never lists manual,
+        database, cohort or meta instances: use :meth:`has_usable_manual_instance` for that."""
+        result = await self.call("core_enrol_get_course_enrolment_methods", {"courseid": courseid})
+        return [EnrolmentMethod.model_validate(m) for m in _expect_list(result)]
+
+    async def has_usable_manual_instance(self, courseid: int) -> bool | None:
+        """Whether the course has an enabled manual instance (``enrollmentmethods`` of
+        core_course_get_courses_by_field); None if the course is not found."""
+        courses = await self.core_course_get_courses_by_field("id", courseid)
+        if not courses:
+            return None
+        return "manual" in courses[0].enrollmentmethods
+
+    async def core_enrol_get_users_courses(
+        self, userid: int, *, returnusercount: bool = False
+    ) -> list[UserCourse]:
+        """Courses where ``userid`` has an active enrolment (with their idnumber)."""
+        result = await self.call(
+            "core_enrol_get_users_courses",
+            {"userid": userid, "returnusercount": returnusercount},
+        )
+        return [UserCourse.model_validate(c) for c in _expect_list(result)]
+
+    async def core_role_assign_roles(
+        self, assignments: Sequence[RoleAssignment]
+    ) -> list[ItemOutcome[RoleAssignment]]:
+        """Manual role assignments (component ''), e.g. a second role in a course."""
+        return await self._batched(
+            "core_role_assign_roles", "assignments", assignments, lambda a: a.as_param(),
+            vars_per_row=4,
+        )  # fmt: skip
+
+    async def core_role_unassign_roles(
+        self, unassignments: Sequence[RoleAssignment]
+    ) -> list[ItemOutcome[RoleAssignment]]:
+        """Remove manual role assignments; to change a user's role, enrol with the new role
+        first, then unassign the old one (roles held through an enrol plugin stay)."""
+        return await self._batched(
+            "core_role_unassign_roles", "unassignments", unassignments, lambda a: a.as_param(),
+            vars_per_row=4,
+        )  # fmt: skip
 
     async def core_enrol_get_enrolled_users(
         self,
@@ -326,6 +435,19 @@ class MoodleClient:
         result = await self.call("core_cohort_search_cohorts", params)
         return [Cohort.model_validate(c) for c in _expect_dict(result).get("cohorts", [])]
 
+    async def core_cohort_get_cohorts(self, cohortids: Sequence[int] = ()) -> list[Cohort]:
+        """The given cohorts (every cohort when empty); a missing id is RecordNotFound."""
+        params: dict[str, Param] = {"cohortids": list(cohortids)} if cohortids else {}
+        result = await self.call("core_cohort_get_cohorts", params)
+        return [Cohort.model_validate(c) for c in _expect_list(result)]
+
+    async def core_cohort_get_cohort_members(self, cohortids: Sequence[int]) -> list[CohortMembers]:
+        members: list[CohortMembers] = []
+        for chunk in chunks(list(cohortids), self._rows_per_call(1)):
+            result = await self.call("core_cohort_get_cohort_members", {"cohortids": list(chunk)})
+            members.extend(CohortMembers.model_validate(m) for m in _expect_list(result))
+        return members
+
     async def core_cohort_add_cohort_members(
         self, members: Sequence[CohortMember]
     ) -> list[ItemOutcome[CohortMember]]:
@@ -390,6 +512,17 @@ class MoodleClient:
             vars_per_row=2,
         )
 
+    async def core_group_get_course_groups(self, courseid: int) -> list[MoodleGroup]:
+        result = await self.call("core_group_get_course_groups", {"courseid": courseid})
+        return [MoodleGroup.model_validate(g) for g in _expect_list(result)]
+
+    async def core_group_get_group_members(self, groupids: Sequence[int]) -> list[GroupMembers]:
+        members: list[GroupMembers] = []
+        for chunk in chunks(list(groupids), self._rows_per_call(1)):
+            result = await self.call("core_group_get_group_members", {"groupids": list(chunk)})
+            members.extend(GroupMembers.model_validate(m) for m in _expect_list(result))
+        return members
+
     # -- helpers -----------------------------------------------------------------------------
     def _rows_per_call(self, vars_per_row: int) -> int:
         s = self._settings
@@ -402,6 +535,7 @@ class MoodleClient:
         items: Sequence[T],
         row: Callable[[T], dict[str, Param]],
         vars_per_row: int,
+        course: Callable[[T], int] | None = None,
     ) -> list[ItemOutcome[T]]:
         limit = int(self._settings.max_input_vars * self._settings.input_vars_safety)
 
@@ -409,15 +543,80 @@ class MoodleClient:
             params: dict[str, Param] = {key: [row(r) for r in rows]}
             if count_vars(params) + 3 > limit:  # rows with optional keys are counted at worst
                 raise AssertionError(f"{wsfunction}: batch exceeds max_input_vars budget")
-            return await self.call(wsfunction, params)
+            return await self._call(wsfunction, params, retry_fatal=course is None)
 
-        outcomes: list[ItemOutcome[T]] = []
-        for chunk in chunks(items, self._rows_per_call(vars_per_row)):
-            outcomes.extend(await apply_bisecting(chunk, send))
+        async def confirm(courseid: int, cause: MoodleError) -> NoManualInstance | None:
+            return await self._no_manual_instance(wsfunction, courseid, cause)
+
+        size = self._rows_per_call(vars_per_row)
+
+        async def lane(indexes: list[int]) -> list[tuple[int, ItemOutcome[T]]]:
+            done: list[tuple[int, ItemOutcome[T]]] = []
+            for chunk in chunks(indexes, size):
+                outcomes = await apply_bisecting(
+                    [items[i] for i in chunk], send, course=course, confirm=confirm
+                )
+                done.extend(zip(chunk, outcomes, strict=True))
+            return done
+
+        lanes = _lanes(items, course, size)
+        results: list[ItemOutcome[T] | None] = [None] * len(items)
+        for done in await asyncio.gather(*(lane(indexes) for indexes in lanes)):
+            for index, outcome in done:
+                results[index] = outcome
+        outcomes = [o for o in results if o is not None]
         rejected = sum(o.status is Status.REJECTED for o in outcomes)
         if rejected:
             log.info("moodle %s: %d/%d items rejected", wsfunction, rejected, len(outcomes))
         return outcomes
+
+    async def _no_manual_instance(
+        self, wsfunction: str, courseid: int, cause: MoodleError
+    ) -> NoManualInstance | None:
+        """After an empty HTTP 500 on one course's rows: is it Moodle ≤4.4/PHP 8 dying on
+        ``wsnoinstance``? Confirmed when the course exists and lists no enabled manual
+        instance; otherwise None (the fatal stays unexplained, hence transient)."""
+        try:
+            usable = await self.has_usable_manual_instance(courseid)
+        except MoodleError as exc:
+            log.warning("moodle: cannot check course %d's enrol methods: %s", courseid, exc)
+            return None
+        if usable is not False:
+            return None
+        log.warning(
+            "moodle %s: course %d has %s (HTTP 500 with an empty body: %s)",
+            wsfunction, courseid, NoManualInstance.REASON, cause,
+        )  # fmt: skip
+        return NoManualInstance(
+            f"{NoManualInstance.REASON} in course {courseid} (the site answered HTTP 500 with "
+            "an empty body: Moodle <=4.4 on PHP 8 dies building wsnoinstance)",
+            courseid=courseid,
+            errorcode="wsnoinstance",
+            wsfunction=wsfunction,
+        )
+
+
+def _lanes(items: Sequence[T], course: Callable[[T], int] | None, size: int) -> list[list[int]]:
+    """Indexes of ``items`` in lanes applied concurrently: a course's rows all in one lane, in
+    input order; courses smaller than a batch share one (one lane per shared batch)."""
+    if course is None:
+        return [list(range(len(items)))] if items else []
+    by_course: dict[int, list[int]] = {}
+    for index, item in enumerate(items):
+        by_course.setdefault(course(item), []).append(index)
+    lanes: list[list[int]] = []
+    shared: list[int] = []
+    for indexes in by_course.values():
+        if len(indexes) >= size:
+            lanes.append(indexes)
+            continue
+        if len(shared) + len(indexes) > size:
+            lanes.append(shared)
+            shared = []
+        shared.extend(indexes)
+    if shared:
+        lanes.append(shared)
+    return lanes
 
 
 _RETRY_AFTER_RE = re.compile(r"^\d+(\.\d+)?$")
@@ -432,6 +631,9 @@ def _decode(response: httpx.Response, wsfunction: str) -> Any:
     status = response.status_code
     if status == 429:
         raise RateLimited("HTTP 429", status=status, retry_after=_retry_after(response))
+    if status == 500 and not response.content:
+        # PHP died before Moodle could answer (no error object): e.g. ≤4.4 on PHP 8, wsnoinstance.
+        raise PhpFatalError("HTTP 500, empty body (PHP fatal error)", status=status)
     if status >= 500:
         raise ServerError(f"HTTP {status}", status=status, retry_after=_retry_after(response))
     if status != 200:

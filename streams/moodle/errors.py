@@ -10,6 +10,9 @@ Hierarchy::
     │   ├── TransportError         connection refused/reset, DNS, TLS, protocol errors
     │   ├── RequestTimeout         no answer within the configured timeout
     │   ├── ServerError            HTTP 5xx (incl. 503 CLI-maintenance page), Retry-After honoured
+    │   │   └── PhpFatalError      HTTP 500 with an empty body: PHP died (e.g. Moodle ≤4.4 on
+    │   │                          PHP 8 building ``wsnoinstance``); batched enrol/unenrol calls
+    │   │                          split it by course and confirm, see batching.py
     │   ├── RateLimited            HTTP 429 (a proxy's rate limit), Retry-After honoured
     │   ├── SiteMaintenance        errorcode ``sitemaintenance``
     │   └── TransientDatabase      ``dmlwriteexception``, ``dmlreadexception``, ``locktimeout``,
@@ -22,7 +25,8 @@ Hierarchy::
     │   └── ItemRejected           caused by (at least) one item: split the batch to find it
     │       ├── InvalidUser        ``invaliduser``, ``userdeleted``, ``usernotconfirmed``
     │       ├── RoleNotAssignable  ``wsusercannotassign``
-    │       ├── NoManualInstance   ``wsnoinstance``, ``wscannotenrol``, ``wscannotunenrol``
+    │       ├── NoManualInstance   ``wsnoinstance``, ``wscannotenrol``, ``wscannotunenrol``, or a
+    │       │                      confirmed PHP-fatal no-instance (``.courseid``, ``REASON``)
     │       ├── InvalidParameter   ``invalidparameter`` (types; missing course/user on older sites)
     │       ├── NoPermission       ``nopermissions``, ``requireloginerror``,
     │       │                      ``errorcoursecontextnotvalid``
@@ -34,6 +38,7 @@ Hierarchy::
 
 from __future__ import annotations
 
+import asyncio
 from typing import Final
 
 __all__ = [
@@ -50,6 +55,7 @@ __all__ = [
     "NoManualInstance",
     "NoPermission",
     "Permanent",
+    "PhpFatalError",
     "RateLimited",
     "RecordNotFound",
     "RequestTimeout",
@@ -105,13 +111,21 @@ class TransportError(RetryLater):
 
 
 class RequestTimeout(RetryLater):
-    pass
+    """No answer in time. The call may still be running on the site: ``held`` (set by the
+    client) completes when its copy can be assumed finished (``timeout_hold_s``)."""
+
+    held: asyncio.Future[None] | None = None
 
 
 class ServerError(RetryLater):
     def __init__(self, message: str, *, status: int, retry_after: float | None = None) -> None:
         super().__init__(message, retry_after=retry_after)
         self.status = status
+
+
+class PhpFatalError(ServerError):
+    """HTTP 500 with an empty body: PHP stopped with a fatal error before Moodle could answer,
+    and the call was rolled back. Usually the same call fails again the same way."""
 
 
 class RateLimited(ServerError):
@@ -162,7 +176,13 @@ class RoleNotAssignable(ItemRejected):
 
 
 class NoManualInstance(ItemRejected):
-    pass
+    """The course has no usable (present and enabled) manual enrol instance: park the course."""
+
+    REASON = "no usable manual enrol instance"
+
+    def __init__(self, message: str, *, courseid: int | None = None, **kw: str | None) -> None:
+        super().__init__(message, **kw)
+        self.courseid = courseid
 
 
 class InvalidParameter(ItemRejected):

@@ -14,15 +14,21 @@ __all__ = [
     "Cohort",
     "CohortMember",
     "CohortMemberIds",
+    "CohortMembers",
     "EnrolledUser",
     "Enrolment",
+    "EnrolmentMethod",
     "GroupMember",
+    "GroupMembers",
     "MetaLink",
     "MoodleCourse",
+    "MoodleGroup",
     "MoodleUser",
     "NewCohort",
+    "RoleAssignment",
     "SiteInfo",
     "Unenrolment",
+    "UserCourse",
     "WsWarning",
 ]
 
@@ -137,6 +143,38 @@ class GroupMember:
         return {"groupid": self.groupid, "userid": self.userid}
 
 
+@dataclass(frozen=True, slots=True)
+class RoleAssignment:
+    """A row of core_role_assign_roles / core_role_unassign_roles: the context by ``contextid``
+    or by ``contextlevel`` + ``instanceid`` (e.g. :meth:`in_course`). Unassigning removes only
+    the manual assignment (component ''), never a role held through an enrol plugin."""
+
+    roleid: int
+    userid: int
+    contextid: int | None = None
+    contextlevel: str | None = None
+    instanceid: int | None = None
+
+    @classmethod
+    def in_course(cls, roleid: int, userid: int, courseid: int) -> RoleAssignment:
+        return cls(roleid, userid, contextlevel="course", instanceid=courseid)
+
+    @property
+    def courseid(self) -> int | None:
+        """The course, when given by level and instance (what batches are split by)."""
+        return self.instanceid if self.contextlevel == "course" else None
+
+    def as_param(self) -> dict[str, Param]:
+        row: dict[str, Param] = {"roleid": self.roleid, "userid": self.userid}
+        if self.contextid is not None:
+            row["contextid"] = self.contextid
+        if self.contextlevel is not None:
+            row["contextlevel"] = self.contextlevel
+        if self.instanceid is not None:
+            row["instanceid"] = self.instanceid
+        return row
+
+
 # -- responses ---------------------------------------------------------------------------------
 
 
@@ -191,9 +229,18 @@ class MoodleUser(_Model):
     suspended: bool | None = None
 
 
+class CourseRef(_Model):
+    id: int
+    fullname: str = ""
+    shortname: str = ""
+
+
 class EnrolledUser(MoodleUser):
+    """``groups`` and ``enrolledcourses`` are absent (here: empty) when Moodle has none."""
+
     roles: list[RoleRef] = Field(default_factory=list)
     groups: list[GroupRef] = Field(default_factory=list)
+    enrolledcourses: list[CourseRef] = Field(default_factory=list)
 
 
 class MoodleCourse(_Model):
@@ -212,6 +259,47 @@ class Cohort(_Model):
     idnumber: str
     description: str = ""
     visible: bool = True
+
+
+class CohortMembers(_Model):
+    cohortid: int
+    userids: list[int] = Field(default_factory=list)
+
+
+class MoodleGroup(_Model):
+    id: int
+    courseid: int
+    name: str
+    idnumber: str = ""
+    description: str = ""
+
+
+class GroupMembers(_Model):
+    groupid: int
+    userids: list[int] = Field(default_factory=list)
+
+
+class UserCourse(_Model):
+    """A course of core_enrol_get_users_courses (active enrolments only; carries idnumber)."""
+
+    id: int
+    shortname: str
+    fullname: str = ""
+    idnumber: str = ""
+    visible: int = 1
+    enrolledusercount: int | None = None
+
+
+class EnrolmentMethod(_Model):
+    """core_enrol_get_course_enrolment_methods: only enabled instances of plugins with
+    get_enrol_info() (self, guest) — never manual, database, cohort or meta."""
+
+    id: int
+    courseid: int
+    type: str
+    name: str = ""
+    status: bool | str = ""
+    wsfunction: str | None = None
 
 
 class WsWarning(_Model):

@@ -16,6 +16,11 @@ decrease reflects the old rate and is not acted on again.
 
 A baseline that stays high for a whole window becomes the new normal: the pacer then recovers
 to the configured rate (a site that is durably slower is protected by the concurrency bound).
+
+With ``follow_latency=False`` (the client's default since issue 8) only transient errors lower
+the rate: latency drives the number of calls in flight instead
+(:mod:`streams.moodle.concurrency`), since lowering the *rate* of calls that only queue on a
+one-worker site does not bring latency down.
 """
 
 from __future__ import annotations
@@ -96,6 +101,7 @@ class AdaptivePacer:
         window_s: float = 300.0,
         alpha: float = 0.2,
         enabled: bool = True,
+        follow_latency: bool = True,
         clock: Clock = time.monotonic,
     ) -> None:
         if max_rate <= 0 or min_rate <= 0 or recovery_step < 0:
@@ -111,6 +117,7 @@ class AdaptivePacer:
         self.window_s = window_s
         self.alpha = alpha
         self.enabled = enabled
+        self.follow_latency = follow_latency
         self._clock = clock
         self._rate = max_rate
         self._reason: Reason = "steady" if enabled else "disabled"
@@ -127,6 +134,9 @@ class AdaptivePacer:
     def observe(self, latency_s: float, kind: Hashable = None) -> None:
         """A call of ``kind`` was answered by Moodle after ``latency_s`` seconds."""
         if not self.enabled:
+            return
+        if not self.follow_latency:
+            self._recover()
             return
         now = self._clock()
         track = self._tracks.get(kind)

@@ -24,11 +24,39 @@ class MoodleSettings(BaseSettings):
 
     timeout_s: float = Field(30.0, gt=0, description="Whole-request timeout.")
     connect_timeout_s: float = Field(5.0, gt=0)
-    max_concurrency: int = Field(4, ge=1, description="Calls in flight at once.")
+    max_concurrency: int = Field(
+        8, ge=1, description="Ceiling of calls in flight (the adaptive limit stays below)."
+    )
+    adaptive_concurrency: bool = Field(
+        True,
+        description="Adapt calls in flight to what the site serves at once (latency-driven); "
+        "false = always max_concurrency.",
+    )
+    initial_concurrency: int = Field(1, ge=1, description="Calls in flight allowed at start.")
+    concurrency_tolerance: float = Field(
+        0.1, ge=0, lt=1, description="Queued calls tolerated, as a share of calls in flight."
+    )
+    concurrency_probe_rounds: int = Field(
+        5, ge=0, description="Quiet rounds between two probes of one more call in flight."
+    )
+    concurrency_window_s: float = Field(
+        30.0, gt=0, description="Baseline latency = lowest EWMA over this many seconds."
+    )
+    timeout_hold_s: float | None = Field(
+        None,
+        ge=0,
+        description="After a call times out Moodle may still be running it: its batch is not "
+        "re-sent, and its slot stays taken, for this long (default: timeout_s).",
+    )
     rate_per_s: float = Field(10.0, gt=0, description="Average calls per second.")
     rate_burst: int = Field(5, ge=1)
     latency_backoff_enabled: bool = Field(
-        True, description="Lower the rate when latency rises or calls fail transiently (AIMD)."
+        True, description="Lower the rate when calls fail transiently (AIMD on the rate)."
+    )
+    rate_follows_latency: bool = Field(
+        False,
+        description="Also lower the rate when latency rises (the adaptive concurrency limit "
+        "already does this better: a slow site gets fewer calls in flight, not fewer per second).",
     )
     latency_factor: float = Field(
         3.0, gt=1, description="Slow down when latency exceeds this multiple of its baseline."
@@ -64,6 +92,10 @@ class MoodleSettings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("url must start with http:// or https://")
         return value
+
+    @property
+    def hold_s(self) -> float:
+        return self.timeout_s if self.timeout_hold_s is None else self.timeout_hold_s
 
     @property
     def endpoint(self) -> str:

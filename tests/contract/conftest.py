@@ -1,11 +1,15 @@
 """Contract-test harness: one set of cases, run against the emulator (every emulated version)
 and against a real Moodle when ``MOODLE_URL`` and ``MOODLE_TOKEN`` are set.
 
-A real site must hold the users, courses, cohorts and groups of ``seed_contract.json`` (same
-usernames / shortnames / idnumbers; ids are looked up). Optional: ``MOODLE_TOKEN_RESTRICTED``
-for the least-privilege token cases, ``MOODLE_CONTRACT_IDS`` (a JSON file ``{"roles": {...},
-"groups": {...}}``) when role or group ids differ from the seed. Use a disposable site: the
-cases enrol and unenrol the contract users.
+A real site must hold the users, courses (with the same enrolment instances), cohorts and
+groups of ``seed_contract.json`` (same usernames / shortnames / idnumbers; ids are looked up).
+Tokens are 32 letters and digits as Moodle makes them. Capabilities belong to users, so the
+optional ``MOODLE_TOKEN_RESTRICTED`` (least-privilege cases) must be a token of another user
+(``ws_contract_restricted`` in the seed). ``MOODLE_CONTRACT_IDS`` (a JSON file ``{"roles":
+{...}, "groups": {...}}``) gives role or group ids that differ from the seed. Use a disposable
+site: the cases enrol and unenrol the contract users; after each case the harness removes what
+the case left, course by course and only where a manual instance exists (a call naming a
+course without one fails as a whole on Moodle 4.4/PHP 8), and checks the seed state is back.
 """
 
 from __future__ import annotations
@@ -102,6 +106,23 @@ class Target:
             headers = {"Content-Type": "application/x-www-form-urlencoded", **(headers or {})}
         return await self.http.post(self.endpoint, params=get, content=content, headers=headers)
 
+    async def post(
+        self,
+        wsfunction: str,
+        params: Mapping[str, Param] | None = None,
+        *,
+        token: str = "main",
+        fmt: str = "json",
+    ) -> httpx.Response:
+        """POST the call like a REST client does (function and format in the query string)."""
+        form = [("wstoken", self.token(token)), *encode_params(params or {})]
+        return await self.http.post(
+            self.endpoint,
+            params={"wsfunction": wsfunction, "moodlewsrestformat": fmt},
+            content=urlencode(form).encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+
     async def call(
         self,
         wsfunction: str,
@@ -110,16 +131,16 @@ class Target:
         token: str = "main",
         fmt: str = "json",
     ) -> Any:
-        """POST the call like a REST client does; return the decoded JSON (errors included)."""
-        form = [("wstoken", self.token(token)), *encode_params(params or {})]
-        response = await self.http.post(
-            self.endpoint,
-            params={"wsfunction": wsfunction, "moodlewsrestformat": fmt},
-            content=urlencode(form).encode(),
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
-        )
+        """POST the call; return the decoded JSON (Moodle errors included, at HTTP 200)."""
+        response = await self.post(wsfunction, params, token=token, fmt=fmt)
         assert response.status_code == 200, response.text
         return response.json()
+
+    def assert_php_fatal(self, response: httpx.Response) -> None:
+        """A PHP fatal error: HTTP 500, empty text/html body, no Moodle error object (§11)."""
+        assert response.status_code == 500, (response.status_code, response.text)
+        assert response.content == b""
+        assert response.headers.get("content-type", "").startswith("text/html")
 
     async def enrol(self, *rows: Mapping[str, Param], token: str = "main") -> Any:
         return await self.call("enrol_manual_enrol_users", {"enrolments": list(rows)}, token=token)
@@ -204,21 +225,60 @@ async def _real_ids(target: Target) -> dict[str, dict[str, int]]:
     return ids
 
 
-async def _real_cleanup(target: Target) -> None:
-    """Leave the contract users unenrolled and out of the contract cohorts."""
-    rows: list[Param] = [
-        {"userid": u, "courseid": c}
-        for u in target.ids["users"].values()
-        for c in target.ids["courses"].values()
+def _manual_courses() -> list[str]:
+    """Seed courses holding a manual instance, enabled or not (unenrol accepts a disabled one)."""
+    return [
+        c["shortname"]
+        for c in SEED["courses"]
+        if any(i.get("enrol") == "manual" for i in c.get("instances", [{"enrol": "manual"}]))
     ]
-    await target.call("enrol_manual_unenrol_users", {"enrolments": rows})
+
+
+async def cleanup(target: Target) -> None:
+    """Remove what a case left: contract users' manual enrolments (one call per course with a
+    manual instance, never naming CT-NOMANUAL: on 4.4/PHP 8 one such row makes the whole call
+    die with HTTP 500 and roll back), cohort members, and the meta link the cases create."""
+    users = list(target.ids["users"].values())
+    courses = target.ids["courses"]
+    if "CT-META" in courses and "CT-C1" in courses:
+        link = {"metacourseid": courses["CT-META"], "courseid": str(courses["CT-C1"])}
+        await target.call("enrol_meta_delete_instances", {"instances": [link]})
+    seeded = {c["idnumber"] for c in SEED["cohorts"]}
+    found = await target.call(
+        "core_cohort_search_cohorts",
+        {"query": "CONTRACT-", "context": {"contextid": 1}, "includes": "all"},
+    )
+    extra: list[Param] = [c["id"] for c in found["cohorts"] if c["idnumber"] not in seeded]
+    if extra:  # created by a case (core_cohort_create_cohorts)
+        assert await target.call("core_cohort_delete_cohorts", {"cohortids": extra}) is None
     members: list[Param] = [
-        {"cohortid": ch, "userid": u}
-        for ch in target.ids["cohorts"].values()
-        for u in target.ids["users"].values()
+        {"cohortid": target.ids["cohorts"][idnumber], "userid": u}
+        for idnumber in seeded
+        if idnumber in target.ids["cohorts"]
+        for u in users
     ]
     if members:
-        await target.call("core_cohort_delete_cohort_members", {"members": members})
+        assert await target.call("core_cohort_delete_cohort_members", {"members": members}) is None
+    for shortname in _manual_courses():
+        if shortname not in courses:
+            continue
+        rows: list[Param] = [{"userid": u, "courseid": courses[shortname]} for u in users]
+        body = await target.call("enrol_manual_unenrol_users", {"enrolments": rows})
+        assert body is None, (shortname, body)
+
+
+async def assert_seed_state(target: Target) -> None:
+    """The site is as the seed describes it: no contract user enrolled anywhere (the seed has no
+    enrolments) and the contract cohorts empty."""
+    users = set(target.ids["users"].values())
+    for shortname, courseid in target.ids["courses"].items():
+        left = users & set(await target.enrolled_ids(courseid))
+        assert not left, f"{shortname}: contract users still enrolled after cleanup: {left}"
+    seeded = {c["idnumber"] for c in SEED["cohorts"]}
+    cohortids: list[Param] = [i for n, i in target.ids["cohorts"].items() if n in seeded]
+    if cohortids:
+        for row in await target.call("core_cohort_get_cohort_members", {"cohortids": cohortids}):
+            assert not users & set(row["userids"]), f"cohort {row['cohortid']} not emptied"
 
 
 @pytest.fixture(params=[*(f"emulator-{v}" for v in EMULATED), "real"])
@@ -238,10 +298,13 @@ async def target(request: pytest.FixtureRequest) -> AsyncIterator[Target]:
             assert major_minor is not None, info["release"]
             real.version = major_minor.group(0)  # "4.5.3 (Build…)", "5.0+", "5.2dev" → X.Y
             real.ids = await _real_ids(real)
+            await cleanup(real)  # a previous run may have been interrupted
+            await assert_seed_state(real)
             try:
                 yield real
             finally:
-                await _real_cleanup(real)
+                await cleanup(real)
+                await assert_seed_state(real)
             return
         version = param.removeprefix("emulator-")
         async with running_emulator(SEED, version=version) as running:

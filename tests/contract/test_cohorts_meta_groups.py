@@ -177,10 +177,9 @@ async def test_meta_errors(target: Target) -> None:
     )
     target.assert_error(
         body, "invalidparameter", INVALID,
-        debuginfo=f"Meta course ID = {MISSING} doesn't exist or you don't have permission to add "
-        "an "
+        debuginfo=f"Meta course id = {MISSING} does not exist or no permission to add "
         "enrolment instance.",
-    )  # fmt: skip
+    )  # fmt: skip  # lang string enrol_meta/wsinvalidmetacourse, as seen on 4.4 (§11)
     body = await target.call("enrol_meta_add_instances", {"instances": []})
     target.assert_error(body, "invalidparameter", INVALID, debuginfo="No instances specified")
 

@@ -111,20 +111,33 @@ async def test_without_role_assign_capability_no_role_is_assignable(target: Targ
     target.assert_error(body, "wsusercannotassign")
 
 
-async def test_disabled_manual_instance_is_wsnoinstance(target: Target) -> None:
-    courseid = target.course("CT-DISABLED")
-    body = await target.enrol(_row(target, course="CT-DISABLED"))
-    shown = str(courseid) if target.at_least("4.5") else "{$a->courseid}"  # ≤4.4 placeholder bug
-    target.assert_error(
-        body,
-        "wsnoinstance",
-        "Manual enrolment plugin instance doesn't exist or is disabled for the course "
-        f"(id = {shown})",
+WSNOINSTANCE = (
+    "Manual enrolment plugin instance doesn't exist or is disabled for the course (id = {})"
+)
+
+
+@pytest.mark.parametrize("course", ["CT-DISABLED", "CT-NOMANUAL"])
+async def test_no_usable_manual_instance(target: Target, course: str) -> None:
+    """≥4.5: JSON wsnoinstance. ≤4.4 on PHP 8 (the §11 site): building that exception dies in a
+    TypeError, HTTP 500 with an empty body; the earlier good row is rolled back too."""
+    courseid = target.course(course)
+    response = await target.post(
+        "enrol_manual_enrol_users",
+        {"enrolments": [_row(target, "ct_u2"), _row(target, course=course)]},
     )
+    if target.at_least("4.5"):
+        target.assert_error(response.json(), "wsnoinstance", WSNOINSTANCE.format(courseid))
+    else:
+        target.assert_php_fatal(response)
+    assert await target.enrolled_ids(target.course("CT-C1")) == []
 
 
-async def test_course_without_manual_instance_is_wsnoinstance(target: Target) -> None:
-    target.assert_error(await target.enrol(_row(target, course="CT-NOMANUAL")), "wsnoinstance")
+async def test_no_usable_manual_instance_on_php7_is_json_with_placeholder(target: Target) -> None:
+    running = target.emulator("switching the PHP version")
+    running.state.site.php = "7.4"
+    body = await target.enrol(_row(target, course="CT-DISABLED"))
+    shown = str(target.course("CT-DISABLED")) if target.at_least("4.5") else "{$a->courseid}"
+    target.assert_error(body, "wsnoinstance", WSNOINSTANCE.format(shown))
 
 
 async def test_missing_course_is_invalidparameter(target: Target) -> None:

@@ -278,30 +278,66 @@ async def test_first_error_rolls_back_every_earlier_row(target: Target) -> None:
     assert target.user("ct_u1") not in await target.enrolled_ids(target.course("CT-C1"))
 
 
-# -- §11: PHP max_input_vars ----------------------------------------------------------------------
+# -- §11: PHP max_input_vars, counted differently by the two parsers ------------------------------
 
 
-async def test_max_input_vars_silently_drops_rows(target: Target) -> None:
-    running = target.emulator("changing PHP max_input_vars")
-    running.state.site.max_input_vars = 3 * 4 + 1  # wstoken + 4 rows of 3 vars, cut on a row edge
-    users = ["ct_u1", "ct_u2", "ct_u3", "ct_u4", "ct_u5", "ct_u6"]
-    rows = [
-        {"roleid": 5, "userid": target.user(u), "courseid": target.course("CT-C1")} for u in users
+def _rows(target: Target, n: int) -> list[dict[str, int]]:
+    users = ["ct_u1", "ct_u2", "ct_u3", "ct_u4", "ct_u5", "ct_u6"][:n]
+    return [
+        {
+            "roleid": target.role("student"),
+            "userid": target.user(u),
+            "courseid": target.course("CT-C1"),
+        }
+        for u in users
     ]
-    assert await target.enrol(*rows) is None  # "success"
-    enrolled = await target.enrolled_ids(target.course("CT-C1"))
-    assert enrolled == [target.user(u) for u in users[:4]]
+
+
+async def test_post_keeps_max_input_vars_plus_one_cut_inside_a_row(target: Target) -> None:
+    """Limit 13, 6 rows POSTed: PHP keeps 14 variables (wstoken + 4 rows + a roleid), so the
+    5th row lacks userid and nothing is applied (§11)."""
+    running = target.emulator("changing PHP max_input_vars")
+    running.state.site.max_input_vars = 13
+    body = await target.enrol(*_rows(target, 6))
+    target.assert_error(
+        body, "invalidparameter", INVALID,
+        debuginfo=f"enrolments => {INVALID}: Missing required key in single structure: userid",
+    )  # fmt: skip
+    assert await target.enrolled_ids(target.course("CT-C1")) == []
     assert running.emulator.stats.truncated_calls == 1
 
 
-async def test_max_input_vars_cut_inside_a_row_fails_the_call(target: Target) -> None:
+async def test_post_keeps_max_input_vars_plus_one_whole_rows(target: Target) -> None:
+    """Limit 6, 2 rows POSTed: 7 variables fit (wstoken + 6): null, both applied (§11)."""
     running = target.emulator("changing PHP max_input_vars")
-    running.state.site.max_input_vars = 1 + 3 + 2  # wstoken, one row, then half a row
-    rows = [_row(target, "ct_u1"), _row(target, "ct_u2")]
-    rows = [{"roleid": r["roleid"], "userid": r["userid"], "courseid": r["courseid"]} for r in rows]
-    body = await target.enrol(*rows)
-    target.assert_error(
-        body, "invalidparameter", INVALID,
-        debuginfo=f"enrolments => {INVALID}: Missing required key in single structure: courseid",
-    )  # fmt: skip
-    assert await target.enrolled_ids(target.course("CT-C1")) == []
+    running.state.site.max_input_vars = 6
+    assert await target.enrol(*_rows(target, 2)) is None
+    assert await target.enrolled_ids(target.course("CT-C1")) == [
+        target.user("ct_u1"), target.user("ct_u2")
+    ]  # fmt: skip
+    assert running.emulator.stats.truncated_calls == 0
+
+
+async def test_post_silently_drops_whole_rows_past_the_limit(target: Target) -> None:
+    """Limit 15, 6 rows: 16 kept = wstoken + 5 rows: null, and the 6th row silently dropped."""
+    running = target.emulator("changing PHP max_input_vars")
+    running.state.site.max_input_vars = 15
+    rows = _rows(target, 6)
+    assert await target.enrol(*rows) is None
+    assert await target.enrolled_ids(target.course("CT-C1")) == [r["userid"] for r in rows[:5]]
+    assert running.emulator.stats.truncated_calls == 1
+
+
+async def test_query_string_keeps_exactly_max_input_vars(target: Target) -> None:
+    """GET: limit 6 keeps wstoken, wsfunction, moodlewsrestformat and 3 more: one row of 3,
+    the second row dropped whole."""
+    running = target.emulator("changing PHP max_input_vars")
+    running.state.site.max_input_vars = 6
+    rows = _rows(target, 2)
+    get = [("wstoken", target.token("main")), ("wsfunction", "enrol_manual_enrol_users"),
+           ("moodlewsrestformat", "json")]  # fmt: skip
+    for i, row in enumerate(rows):
+        get += [(f"enrolments[{i}][{k}]", str(v)) for k, v in row.items()]
+    response = await target.raw(get=get)
+    assert response.text == "null"
+    assert await target.enrolled_ids(target.course("CT-C1")) == [rows[0]["userid"]]

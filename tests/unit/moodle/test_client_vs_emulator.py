@@ -13,7 +13,7 @@ from streams.emulator import Faults, Latency, RateLimit, RunningEmulator, runnin
 from streams.moodle import Enrolment, MoodleClient, MoodleSettings, Status, Unenrolment
 from streams.moodle.errors import InvalidUser, RoleNotAssignable
 
-TOKEN = "bench-token-000000000000000000000"
+TOKEN = "a1b2c3d4e5f60718293a4b5c6d7e8f90"  # 32 letters and digits, as Moodle makes them
 N_USERS = 400
 COURSE = 2
 CAPABILITIES = [
@@ -104,7 +104,9 @@ async def test_concurrency_and_rate_limits_are_respected_at_the_server(
     emulator: RunningEmulator,
 ) -> None:
     emulator.emulator.injector.configure(Faults(latency=Latency(distribution="fixed", mean_ms=20)))
-    async with client_for(emulator, max_concurrency=3, rate_per_s=40, rate_burst=4) as moodle:
+    async with client_for(
+        emulator, max_concurrency=3, adaptive_concurrency=False, rate_per_s=40, rate_burst=4
+    ) as moodle:
         await asyncio.gather(*(moodle.call("core_webservice_get_site_info") for _ in range(40)))
     stats = emulator.emulator.stats
     assert stats.calls == 40

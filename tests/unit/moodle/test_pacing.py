@@ -208,7 +208,7 @@ async def test_token_bucket_follows_set_rate() -> None:
 def _client(handler: Callable[[httpx.Request], httpx.Response], clock: FakeClock) -> MoodleClient:
     settings = MoodleSettings.model_validate(
         {"url": "https://moodle.test", "token": TOKEN, "rate_per_s": 100, "rate_burst": 1000,
-         "max_attempts": 3}
+         "max_attempts": 3, "rate_follows_latency": True}
     )  # fmt: skip
 
     async def no_sleep(seconds: float) -> None:
@@ -269,7 +269,7 @@ async def test_rate_drops_while_the_emulator_is_slow_and_nothing_is_lost() -> No
         settings = MoodleSettings.model_validate(
             {"url": running.url, "token": TOKEN, "rate_per_s": 50, "rate_burst": 2,
              "max_batch_rows": 5, "min_rate_per_s": 4, "latency_floor_s": 0.05,
-             "recovery_step_per_s": 400}
+             "recovery_step_per_s": 400, "rate_follows_latency": True}
         )  # fmt: skip
         injector, stats = running.emulator.injector, running.emulator.stats
         async with MoodleClient(settings) as moodle:

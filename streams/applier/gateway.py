@@ -11,14 +11,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from streams.moodle import (
-    Enrolment,
-    ItemOutcome,
-    MoodleClient,
-    MoodleError,
-    Unenrolment,
-)
-from streams.moodle.encoding import Param
+from streams.moodle import Enrolment, ItemOutcome, MoodleClient, RoleAssignment, Unenrolment
 
 log = logging.getLogger(__name__)
 
@@ -124,17 +117,17 @@ class MoodleGateway:
         return await self.client.enrol_manual_unenrol_users(rows) if rows else []
 
     async def unassign(self, role: str, moodle_user_id: int, moodle_course_id: int) -> None:
-        """Remove a role the user held before a change of role (best effort)."""
+        """Remove the role a user held before a change of role (after the new one was added)."""
         role_id = self.role_id(role)
         if role_id is None:
             return
-        row: dict[str, Param] = {
-            "roleid": role_id,
-            "userid": moodle_user_id,
-            "contextlevel": "course",
-            "instanceid": moodle_course_id,
-        }
-        try:
-            await self.client.call("core_role_unassign_roles", {"unassignments": [row]})
-        except MoodleError as exc:
-            log.warning("could not unassign role %s of user %s: %s", role, moodle_user_id, exc)
+        row = RoleAssignment.in_course(role_id, moodle_user_id, moodle_course_id)
+        for outcome in await self.client.core_role_unassign_roles([row]):
+            if outcome.error is not None:
+                log.warning(
+                    "could not unassign role %s of user %s in course %s: %s",
+                    role,
+                    moodle_user_id,
+                    moodle_course_id,
+                    outcome.error,
+                )

@@ -152,6 +152,16 @@ async def test_missing_course_and_course_without_manual_instance_are_parked(run:
         run.slice.course("GHOST"): "course_not_found",
         run.slice.course("NOMAN"): "no_manual_instance",
     }
+    ghost = run.slice.course("GHOST")
+    run.emulator_post(
+        "/_emulator/courses", {"idnumber": ghost, "shortname": ghost, "fullname": "Created later"}
+    )
+    await eventually(
+        lambda: _is(run, "GHOST", {run.slice.etu(6): "active"}),
+        60,
+        "enrolled once the course exists",
+    )
+    assert run.slice.course("NOMAN") in run.status()["parked_courses"]
 
 
 def _parked_courses(run: Run, elements: set[str]) -> dict[str, str] | None:

@@ -117,10 +117,22 @@ class Pipeline:
         self.dlq = self.app.topic(config.topics.deadletter, **raw)
 
     def _tables(self, partitions: int) -> None:
+        w = self.config.worker
+        # faust opens each table partition with 3 × 64 MB memtables and a 2 GB block cache:
+        # 5 tables × 4 partitions made 510 MB resident at 100,000 enrolments. Sized here.
+        options = {
+            "write_buffer_size": w.rocksdb_write_buffer_mb * 2**20,
+            "max_write_buffer_number": 2,
+            "target_file_size_base": 4 * w.rocksdb_write_buffer_mb * 2**20,
+            "block_cache_size": w.rocksdb_block_cache_mb * 2**20,
+            "block_cache_compressed_size": 0,
+        }
+
         def table(name: str) -> Any:
             # keys and values are bytes we encode ourselves ("raw" serializers, as faust
             # picks for bytes: a str key type would be JSON-quoted and break prefix scans)
-            return self.app.Table(name, partitions=partitions, key_type=bytes, value_type=bytes)
+            return self.app.Table(name, partitions=partitions, key_type=bytes, value_type=bytes,
+                                  options=options)
 
         self.students = table("students")
         self.tables = CourseTables(
@@ -186,6 +198,7 @@ class Pipeline:
     async def _on_revoked(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         self.ready.clear()
         self.applier.pause()
+        self.students_view.forget_recent()
 
     async def _run_applier(self) -> None:
         try:

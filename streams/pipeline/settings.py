@@ -34,6 +34,12 @@ class WorkerSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(9464, ge=0, le=65535, description="/livez /readyz /metrics /status.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    rocksdb_write_buffer_mb: int = Field(
+        4, ge=1, description="Memtable size per table partition (faust's default: 64)."
+    )
+    rocksdb_block_cache_mb: int = Field(
+        8, ge=1, description="Read cache per table partition (faust's default: 2048)."
+    )
     start_from: Literal["earliest", "latest"] = Field(
         "earliest",
         description="Where a NEW consumer group starts on the CDC and control topics "

@@ -131,8 +131,9 @@ class Pipeline:
         def table(name: str) -> Any:
             # keys and values are bytes we encode ourselves ("raw" serializers, as faust
             # picks for bytes: a str key type would be JSON-quoted and break prefix scans)
-            return self.app.Table(name, partitions=partitions, key_type=bytes, value_type=bytes,
-                                  options=options)
+            return self.app.Table(
+                name, partitions=partitions, key_type=bytes, value_type=bytes, options=options
+            )
 
         self.students = table("students")
         self.tables = CourseTables(

@@ -40,8 +40,7 @@ import httpx
 import psycopg
 from confluent_kafka import Consumer, TopicPartition
 
-from streams.devstack import Stack
-from streams.devstack import children
+from streams.devstack import Stack, children
 from streams.moodle import MoodleClient, MoodleSettings
 from streams.workload.oracle import compare, expected_enrolments, moodle_enrolments
 
@@ -49,10 +48,17 @@ TOKEN = "bench0123456789abcdef0123456789a"
 BASE = 80_000_000  # COD_IND range of the benchmark's students
 YEAR = "2026"
 CAPABILITIES = [
-    "webservice/rest:use", "enrol/manual:enrol", "enrol/manual:unenrol", "moodle/role:assign",
-    "moodle/course:view", "moodle/course:viewhiddencourses", "moodle/course:viewparticipants",
-    "moodle/course:enrolreview", "moodle/user:viewdetails", "moodle/user:viewalldetails",
-]  # fmt: skip
+    "webservice/rest:use",
+    "enrol/manual:enrol",
+    "enrol/manual:unenrol",
+    "moodle/role:assign",
+    "moodle/course:view",
+    "moodle/course:viewhiddencourses",
+    "moodle/course:viewparticipants",
+    "moodle/course:enrolreview",
+    "moodle/user:viewdetails",
+    "moodle/user:viewalldetails",
+]
 CHANGELOGS = ("students", "desired", "ledger", "courses", "control")
 
 
@@ -70,13 +76,23 @@ def seed(students: int, courses: int) -> dict[str, Any]:
         "users": [{"id": 3, "username": "ws"}]
         + [{"id": 100 + i, "username": f"b{i}", "idnumber": str(etu(i))} for i in range(students)],
         "courses": [
-            {"id": 10 + k, "shortname": elp(k), "idnumber": f"{YEAR}-{elp(k)}",
-             "instances": [{"enrol": "manual"}]}
+            {
+                "id": 10 + k,
+                "shortname": elp(k),
+                "idnumber": f"{YEAR}-{elp(k)}",
+                "instances": [{"enrol": "manual"}],
+            }
             for k in range(courses)
         ],
-        "tokens": [{"token": TOKEN, "userid": 3, "capabilities": CAPABILITIES,
-                    "assignable_roles": [3, 4, 5]}],
-    }  # fmt: skip
+        "tokens": [
+            {
+                "token": TOKEN,
+                "userid": 3,
+                "capabilities": CAPABILITIES,
+                "assignable_roles": [3, 4, 5],
+            }
+        ],
+    }
 
 
 # -- APOGÉE side (SQL runs inside PostgreSQL: the loader is never the bottleneck) -------------
@@ -88,9 +104,11 @@ CLEAN = [
 ]
 LOAD = [
     "INSERT INTO apogee.individu (cod_ind, cod_etu, lib_nom_pat_ind) "
-    "SELECT %(base)s + g, %(base)s + 10000000 + g, 'BENCH' FROM generate_series(%(a)s::int, %(b)s::int) g",
+    "SELECT %(base)s + g, %(base)s + 10000000 + g, 'BENCH' "
+    "FROM generate_series(%(a)s::int, %(b)s::int) g",
     "INSERT INTO apogee.ins_adm_etp (cod_anu, cod_ind, cod_etp, cod_vrs_vet, num_occ_iae, "
-    "eta_iae) SELECT %(year)s, %(base)s + g, 'BENCH', 1, 1, 'E' FROM generate_series(%(a)s::int, %(b)s::int) g",
+    "eta_iae) SELECT %(year)s, %(base)s + g, 'BENCH', 1, 1, 'E' "
+    "FROM generate_series(%(a)s::int, %(b)s::int) g",
     # element k of student g: (7g + 13k) mod courses, distinct for k < courses / gcd(13, courses)
     "INSERT INTO apogee.ind_contrat_elp (cod_anu, cod_ind, cod_etp, cod_vrs_vet, cod_elp, "
     "tem_prc_ice) SELECT %(year)s, %(base)s + g, 'BENCH', 1, "
@@ -103,8 +121,14 @@ def load(dsn: str, students: int, courses: int, elements: int, per_tx: int = 200
     with psycopg.connect(dsn) as conn:
         for a in range(0, students, per_tx):
             b = min(students, a + per_tx) - 1
-            params = {"base": BASE, "a": a, "b": b, "year": YEAR, "courses": courses,
-                      "elements": elements}  # fmt: skip
+            params = {
+                "base": BASE,
+                "a": a,
+                "b": b,
+                "year": YEAR,
+                "courses": courses,
+                "elements": elements,
+            }
             with conn.transaction():
                 for statement in LOAD:
                     conn.execute(statement, params)
@@ -152,11 +176,17 @@ def end_offsets(bootstrap: str, topics: list[str]) -> dict[tuple[str, int], int]
         c.close()
 
 
-def bytes_between(bootstrap: str, start: dict[tuple[str, int], int],
-                  end: dict[tuple[str, int], int]) -> dict[str, int]:  # fmt: skip
+def bytes_between(
+    bootstrap: str, start: dict[tuple[str, int], int], end: dict[tuple[str, int], int]
+) -> dict[str, int]:
     """Key + value bytes of the records in [start, end) per topic."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"b-{uuid.uuid4()}",
-                  "enable.auto.commit": False})  # fmt: skip
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"b-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+        }
+    )
     sizes: dict[str, int] = {}
     try:
         todo = {tp: e for tp, e in end.items() if e > start.get(tp, 0)}
@@ -180,14 +210,21 @@ def bytes_between(bootstrap: str, start: dict[tuple[str, int], int],
 
 def audit_latencies(bootstrap: str, topic: str, since_ms: int) -> list[float]:
     """latency_s of the applied additions audited after ``since_ms`` (record timestamp)."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"b-{uuid.uuid4()}",
-                  "enable.auto.commit": False})  # fmt: skip
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"b-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+        }
+    )
     try:
         meta = c.list_topics(topic, timeout=10).topics[topic]
         parts = [TopicPartition(topic, p, since_ms) for p in meta.partitions]
         starts = c.offsets_for_times(parts, timeout=10)
-        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                for p in meta.partitions}  # fmt: skip
+        ends = {
+            p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in meta.partitions
+        }
         c.assign([tp for tp in starts if tp.offset >= 0])
         left = {
             tp.partition: ends[tp.partition] for tp in starts if 0 <= tp.offset < ends[tp.partition]
@@ -199,9 +236,9 @@ def audit_latencies(bootstrap: str, topic: str, since_ms: int) -> list[float]:
             if msg is None or msg.error() is not None:
                 continue
             record = json.loads(msg.value())
-            if record["outcome"] == "applied" and record["command"]["kind"] == "enrol":
-                if record.get("latency_s") is not None:
-                    out.append(float(record["latency_s"]))
+            addition = record["outcome"] == "applied" and record["command"]["kind"] == "enrol"
+            if addition and record.get("latency_s") is not None:
+                out.append(float(record["latency_s"]))
             if msg.offset() + 1 >= left.get(msg.partition(), 0):
                 left.pop(msg.partition(), None)
         return out
@@ -216,8 +253,9 @@ def quantiles(values: list[float]) -> dict[str, float | None]:
     return {"p50": round(q[49], 3), "p95": round(q[94], 3), "p99": round(q[98], 3)}
 
 
-def steady(dsn: str, rate: float, seconds: float, students: int, courses: int,
-           elements: int) -> int:  # fmt: skip
+def steady(
+    dsn: str, rate: float, seconds: float, students: int, courses: int, elements: int
+) -> int:
     """``rate`` one-row transactions per second: half add a student to a course they do not
     follow (an enrolment), half take back one added earlier (a removal, after the grace)."""
     rng = random.Random(7)
@@ -232,8 +270,10 @@ def steady(dsn: str, rate: float, seconds: float, students: int, courses: int,
                 time.sleep(target - now)
             if added and changes % 2 == 1:
                 i, element = added.pop(0)
-                conn.execute("DELETE FROM apogee.ind_contrat_elp WHERE cod_ind = %s AND "
-                             "cod_elp = %s", (BASE + i, element))  # fmt: skip
+                conn.execute(
+                    "DELETE FROM apogee.ind_contrat_elp WHERE cod_ind = %s AND cod_elp = %s",
+                    (BASE + i, element),
+                )
             else:
                 i = rng.randrange(students)
                 own = set(student_elements(i, courses, elements))
@@ -279,21 +319,35 @@ def main() -> None:
             conn.execute(statement, {"lo": BASE, "hi": BASE + 9_999_999})
     (work / "seed.json").write_text(json.dumps(seed(args.students, args.courses)))
     emu_port, http_port = _free(), _free()
-    emulator = children.emulator(work / "seed.json", emu_port, work / "emulator.log",
-                                 "--profile", args.profile, "--workers", str(args.workers))  # fmt: skip
+    emulator = children.emulator(
+        work / "seed.json",
+        emu_port,
+        work / "emulator.log",
+        "--profile",
+        args.profile,
+        "--workers",
+        str(args.workers),
+    )
     emulator.start().wait_http(f"http://127.0.0.1:{emu_port}/_emulator/health", 120)
     app_id = f"bench-{run_id}"
     env = {
-        "MOODLE_URL": f"http://127.0.0.1:{emu_port}", "MOODLE_TOKEN": TOKEN,
-        "MOODLE_MAX_INPUT_VARS": "5000", "RECONCILER_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "RECONCILER_APP_ID": app_id, "RECONCILER_START_FROM": "latest",
-        "RECONCILER_HTTP_PORT": str(http_port), "RECONCILER_DATA_DIR": str(work / "data"),
-        "RECONCILER_STORE": args.store, "RECONCILER_GRACE_S": str(args.grace_s),
+        "MOODLE_URL": f"http://127.0.0.1:{emu_port}",
+        "MOODLE_TOKEN": TOKEN,
+        "MOODLE_MAX_INPUT_VARS": "5000",
+        "RECONCILER_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "RECONCILER_APP_ID": app_id,
+        "RECONCILER_START_FROM": "latest",
+        "RECONCILER_HTTP_PORT": str(http_port),
+        "RECONCILER_DATA_DIR": str(work / "data"),
+        "RECONCILER_STORE": args.store,
+        "RECONCILER_GRACE_S": str(args.grace_s),
         "RECONCILER_LOG_LEVEL": "warning",
-        "RECONCILER_TOPIC_AUDIT": f"{app_id}.audit", "RECONCILER_TOPIC_CONTROL": f"{app_id}.control",
+        "RECONCILER_TOPIC_AUDIT": f"{app_id}.audit",
+        "RECONCILER_TOPIC_CONTROL": f"{app_id}.control",
         "RECONCILER_TOPIC_DEADLETTER": f"{app_id}.deadletter",
-        "RECONCILER_TOPIC_MAPPING": f"{app_id}.mapping", "RECONCILER_TOPIC_SHADOW": f"{app_id}.shadow",
-    }  # fmt: skip
+        "RECONCILER_TOPIC_MAPPING": f"{app_id}.mapping",
+        "RECONCILER_TOPIC_SHADOW": f"{app_id}.shadow",
+    }
     worker = children.worker(env, work / "worker.log")
     try:
         worker.start().wait_http(f"http://127.0.0.1:{http_port}/readyz", 180)
@@ -313,8 +367,12 @@ def main() -> None:
             time.sleep(1.0)
         converged = time.monotonic() - t0
         rss_load = worker.rss()
-        sample = [f"{YEAR}-{elp(k)}" for k in random.Random(1).sample(range(args.courses),
-                                                                     min(args.check_courses, args.courses))]  # fmt: skip
+        sample = [
+            f"{YEAR}-{elp(k)}"
+            for k in random.Random(1).sample(
+                range(args.courses), min(args.check_courses, args.courses)
+            )
+        ]
         check = asyncio.run(_check(emu_port, dsn, args.students, sample))
         calls_before = httpx.get(f"http://127.0.0.1:{emu_port}/_emulator/stats").json()["calls"]
         changelogs = [f"{app_id}-{t}-changelog" for t in CHANGELOGS]
@@ -338,18 +396,28 @@ def main() -> None:
         result = {
             "bench": "pipeline",
             "machine": f"{platform.machine()} {_cpus()} cpu, {platform.python_version()}",
-            "students": args.students, "courses": args.courses, "contract_rows": expected,
-            "profile": args.profile, "emulator_workers": args.workers, "store": args.store,
-            "load_commit_s": round(committed, 1), "load_converged_s": round(converged, 1),
+            "students": args.students,
+            "courses": args.courses,
+            "contract_rows": expected,
+            "profile": args.profile,
+            "emulator_workers": args.workers,
+            "store": args.store,
+            "load_commit_s": round(committed, 1),
+            "load_converged_s": round(converged, 1),
             "load_enrolments_per_s": round(expected / converged),
             "moodle_matches_sql_on_sample": check,
-            "rss_mb_after_load": round(rss_load / 2**20), "rss_mb_peak": round(max(sampler.samples + [rss_load]) / 2**20),
-            "steady_rate_per_s": args.rate, "steady_changes": changes,
-            "latency_s": quantiles(latencies), "latency_samples": len(latencies),
+            "rss_mb_after_load": round(rss_load / 2**20),
+            "rss_mb_peak": round(max([*sampler.samples, rss_load]) / 2**20),
+            "steady_rate_per_s": args.rate,
+            "steady_changes": changes,
+            "latency_s": quantiles(latencies),
+            "latency_samples": len(latencies),
             "moodle_calls_per_change": round((calls_after - calls_before) / max(changes, 1), 3),
             "changelog_bytes_per_change": round(sum(sizes.values()) / max(changes, 1)),
-            "changelog_bytes_by_table": {k.split("-")[-2]: round(v / max(changes, 1)) for k, v in sizes.items()},
-        }  # fmt: skip
+            "changelog_bytes_by_table": {
+                k.split("-")[-2]: round(v / max(changes, 1)) for k, v in sizes.items()
+            },
+        }
         print(json.dumps(result))
         _table(result)
     finally:
@@ -358,8 +426,11 @@ def main() -> None:
 
 
 async def _check(port: int, dsn: str, students: int, courses: list[str]) -> str:
-    settings = MoodleSettings(url=f"http://127.0.0.1:{port}", token=TOKEN,  # type: ignore[arg-type]
-                              max_input_vars=5000)  # fmt: skip
+    settings = MoodleSettings(
+        url=f"http://127.0.0.1:{port}",
+        token=TOKEN,  # type: ignore[arg-type]
+        max_input_vars=5000,
+    )
     async with MoodleClient(settings) as client:
         roster = await moodle_enrolments(client, courses)
     wanted = set(courses)
@@ -370,16 +441,25 @@ async def _check(port: int, dsn: str, students: int, courses: list[str]) -> str:
 def _table(r: dict[str, Any]) -> None:
     lat = r["latency_s"]
     rows = [
-        ("initial load", f"{r['contract_rows']:,} rows, {r['students']:,} students, {r['courses']:,} courses"),
+        (
+            "initial load",
+            f"{r['contract_rows']:,} rows, {r['students']:,} students, {r['courses']:,} courses",
+        ),
         ("  committed in PostgreSQL", f"{r['load_commit_s']} s"),
-        ("  converged in Moodle", f"{r['load_converged_s']} s ({r['load_enrolments_per_s']:,} enrolments/s)"),
+        (
+            "  converged in Moodle",
+            f"{r['load_converged_s']} s ({r['load_enrolments_per_s']:,} enrolments/s)",
+        ),
         ("  check", r["moodle_matches_sql_on_sample"]),
         ("worker RSS", f"{r['rss_mb_after_load']} MB after load, {r['rss_mb_peak']} MB peak"),
         (f"steady {r['steady_rate_per_s']:g} changes/s", f"{r['steady_changes']} changes"),
         ("  commit→applied", f"p50 {lat['p50']} s, p95 {lat['p95']} s, p99 {lat['p99']} s"),
         ("  Moodle calls / change", str(r["moodle_calls_per_change"])),
-        ("  changelog bytes / change", f"{r['changelog_bytes_per_change']:,} ({r['changelog_bytes_by_table']})"),
-    ]  # fmt: skip
+        (
+            "  changelog bytes / change",
+            f"{r['changelog_bytes_per_change']:,} ({r['changelog_bytes_by_table']})",
+        ),
+    ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")

@@ -40,6 +40,7 @@ import httpx
 import psycopg
 from confluent_kafka import Consumer, TopicPartition
 
+from streams.applier.gateway import REQUIRED_CAPABILITIES
 from streams.devstack import Stack, children
 from streams.moodle import MoodleClient, MoodleSettings
 from streams.workload.oracle import compare, expected_enrolments, moodle_enrolments
@@ -47,18 +48,7 @@ from streams.workload.oracle import compare, expected_enrolments, moodle_enrolme
 TOKEN = "bench0123456789abcdef0123456789a"
 BASE = 80_000_000  # COD_IND range of the benchmark's students
 YEAR = "2026"
-CAPABILITIES = [
-    "webservice/rest:use",
-    "enrol/manual:enrol",
-    "enrol/manual:unenrol",
-    "moodle/role:assign",
-    "moodle/course:view",
-    "moodle/course:viewhiddencourses",
-    "moodle/course:viewparticipants",
-    "moodle/course:enrolreview",
-    "moodle/user:viewdetails",
-    "moodle/user:viewalldetails",
-]
+CAPABILITIES = list(REQUIRED_CAPABILITIES)
 CHANGELOGS = ("students", "desired", "ledger", "courses", "control")
 
 

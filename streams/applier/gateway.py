@@ -15,7 +15,21 @@ from streams.moodle import Enrolment, ItemOutcome, MoodleClient, RoleAssignment,
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Found", "MoodleGateway", "Roster"]
+__all__ = ["REQUIRED_CAPABILITIES", "Found", "MoodleGateway", "Roster"]
+
+REQUIRED_CAPABILITIES = (
+    "webservice/rest:use",
+    "enrol/manual:enrol",
+    "enrol/manual:unenrol",
+    "moodle/role:assign",  # with the roles it gives allowed (role_allow_assign)
+    "moodle/course:view",
+    "moodle/course:viewhiddencourses",
+    "moodle/course:viewparticipants",
+    "moodle/course:enrolreview",  # onlyactive / onlysuspended
+    "moodle/user:viewdetails",
+    "moodle/user:viewalldetails",  # idnumbers: without it foreign enrolments go unrecognised
+)
+"""What the reconciler's service user needs (README "The reconciler worker")."""
 
 
 @dataclass(frozen=True, slots=True)

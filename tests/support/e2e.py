@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import psycopg
 
+from streams.applier.gateway import REQUIRED_CAPABILITIES
 from streams.devstack import children
 from streams.devstack.children import Child
 from streams.moodle import MoodleClient, MoodleSettings
@@ -32,18 +33,7 @@ from tests.support.ports import free_ports
 
 TOKEN = "e2e0123456789abcdef0123456789abc"
 YEAR = "2026"
-CAPABILITIES = [
-    "webservice/rest:use",
-    "enrol/manual:enrol",
-    "enrol/manual:unenrol",
-    "moodle/role:assign",
-    "moodle/course:view",
-    "moodle/course:viewhiddencourses",
-    "moodle/course:viewparticipants",
-    "moodle/course:enrolreview",
-    "moodle/user:viewdetails",
-    "moodle/user:viewalldetails",
-]
+CAPABILITIES = list(REQUIRED_CAPABILITIES)
 
 
 def wait_until(

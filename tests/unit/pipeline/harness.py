@@ -17,6 +17,7 @@ from schemas.audit import AuditRecord
 from schemas.course_events import CourseEvent
 from schemas.deadletter import DeadLetterRecord
 from streams.applier import Applier, ApplierConfig, MoodleGateway
+from streams.applier.gateway import REQUIRED_CAPABILITIES
 from streams.domain.mapping import build_mapping
 from streams.domain.policy import FoldPolicy, PlanPolicy
 from streams.moodle import MoodleClient, MoodleSettings
@@ -26,18 +27,7 @@ from tests.unit.domain.apogee import Db
 
 TOKEN = "0123456789abcdef0123456789abcdef"
 ROLE_IDS = {"student": 5, "teacher": 4, "editingteacher": 3}
-CAPABILITIES = [
-    "webservice/rest:use",
-    "enrol/manual:enrol",
-    "enrol/manual:unenrol",
-    "moodle/role:assign",
-    "moodle/course:view",
-    "moodle/course:viewhiddencourses",
-    "moodle/course:viewparticipants",
-    "moodle/course:enrolreview",
-    "moodle/user:viewdetails",
-    "moodle/user:viewalldetails",
-]
+CAPABILITIES = list(REQUIRED_CAPABILITIES)
 
 
 def seed(users: Sequence[str], courses: Sequence[str], **site: Any) -> dict[str, Any]:

@@ -16,6 +16,7 @@ _SUBCOMMANDS: dict[str, str] = {
     "moodle-emulator": "streams.emulator.cli:command",
     "schemas": "schemas.export:command",
     "worker": "streams.pipeline.worker:command",
+    "demo": "streams.demo.cli:command",
     "approve": "streams.tools.control:approve",
     "reject": "streams.tools.control:reject",
     "pause": "streams.tools.control:pause",

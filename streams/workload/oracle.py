@@ -13,12 +13,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 
 from streams.moodle import MoodleClient
 
-__all__ = ["Comparison", "compare", "expected_enrolments", "moodle_enrolments"]
+__all__ = [
+    "Comparison",
+    "compare",
+    "expected_enrolments",
+    "expected_from_rows",
+    "moodle_enrolments",
+]
 
 EXPECTED_SQL = """
 SELECT DISTINCT ice.cod_anu || '-' || ice.cod_elp AS course, i.cod_etu::text AS student
@@ -117,3 +124,27 @@ def compare(
         extra=active - expected,
         suspended=expected & suspended,
     )
+
+
+def expected_from_rows(
+    individu: Iterable[Mapping[str, Any]],
+    ins_adm_etp: Iterable[Mapping[str, Any]],
+    ind_contrat_elp: Iterable[Mapping[str, Any]],
+    cod_ind_range: tuple[int, int] = (0, 2**31 - 1),
+) -> Pairs:
+    """The rule of ``EXPECTED_SQL``, over rows held in memory (unit tests, the demo's model)."""
+    low, high = cod_ind_range
+    numbers = {r["cod_ind"]: r["cod_etu"] for r in individu if r["cod_etu"] is not None}
+    in_force = {
+        (r["cod_ind"], r["cod_anu"], r["cod_etp"], r["cod_vrs_vet"])
+        for r in ins_adm_etp
+        if r["eta_iae"] == "E"
+    }
+    return {
+        (f"{r['cod_anu']}-{r['cod_elp']}", str(numbers[r["cod_ind"]]))
+        for r in ind_contrat_elp
+        if r["tem_prc_ice"] == "N"
+        and low <= r["cod_ind"] <= high
+        and r["cod_ind"] in numbers
+        and (r["cod_ind"], r["cod_anu"], r["cod_etp"], r["cod_vrs_vet"]) in in_force
+    }

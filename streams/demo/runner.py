@@ -300,6 +300,7 @@ class Demo:
         self.summary.load_write_s = written
         self.summary.load_wall_s = wall
         self.summary.load_enrolments = target
+        self.summary.load_latency_p50_s, self.summary.load_latency_p99_s = s.p50, s.p99
         self.display.step(
             f"Initial load in Moodle: {target:,} enrolments applied {fmt_s(wall)} after the "
             f"first commit ({target / wall:,.0f}/s); {s.moodle_calls:,} Moodle calls; parked "
@@ -408,7 +409,6 @@ class Demo:
         s = self._snapshot()
         self.summary.moodle_calls = s.moodle_calls
         self.summary.moodle_calls_by_function = dict(s.moodle_by_function)
-        self.summary.latency_p50_s, self.summary.latency_p99_s = s.p50, s.p99
         self.display.step(
             "Verdict: SQL over APOGÉE (streams/workload/oracle.py) against every course's "
             "enrolments read through Moodle's web services"
@@ -458,11 +458,17 @@ class Demo:
 
     # -- cleanup -----------------------------------------------------------------------------
     def _stop_children(self) -> None:
-        if self.monitor is not None:
-            self.monitor.stop()
+        """Each step on its own: one that fails never leaves a process running."""
         for child in reversed(self.children):
-            child.stop(timeout_s=20)
-        _delete_topics(self.cfg.bootstrap_servers, self.app_id)
+            try:
+                child.stop(timeout_s=20)
+            except Exception:
+                child.kill()
+        if self.monitor is not None:
+            with contextlib.suppress(Exception):
+                self.monitor.stop()
+        if self.children:
+            _delete_topics(self.cfg.bootstrap_servers, self.app_id)
         shutil.rmtree(self.run_dir / "worker-data", ignore_errors=True)
         self.summary.logs = str(self.run_dir)
 

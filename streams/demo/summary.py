@@ -39,8 +39,8 @@ class Summary:
     load_write_s: float | None = None
     load_wall_s: float | None = None  # first row written → every initial enrolment applied
     load_enrolments: int = 0
-    latency_p50_s: float | None = None
-    latency_p99_s: float | None = None
+    load_latency_p50_s: float | None = None  # the worker's commit → applied, initial load
+    load_latency_p99_s: float | None = None
     events: list[EventResult] = field(default_factory=list)
     moodle_calls: int = 0
     moodle_calls_by_function: dict[str, int] = field(default_factory=dict)
@@ -95,12 +95,7 @@ class Summary:
                 f"{fmt_s(self.load_write_s)}; {self.load_enrolments:,} enrolments applied in "
                 f"Moodle {fmt_s(self.load_wall_s)} after the first commit{rate}"
             )
-        if self.latency_p50_s is not None:
-            out.append(
-                f"  latency       source commit → applied in Moodle: p50 "
-                f"{fmt_s(self.latency_p50_s)}, p99 {fmt_s(self.latency_p99_s)} "
-                "(every addition of the run, initial load included)"
-            )
+        out += self._latency_lines()
         if self.events:
             good = sum(e.ok for e in self.events)
             out.append(f"  events        {good}/{len(self.events)} did what they should in Moodle")
@@ -116,6 +111,34 @@ class Summary:
         if self.logs:
             out.append(f"  logs          {self.logs}")
         return out
+
+    def _latency_lines(self) -> list[str]:
+        added = [e.seconds["added"] for e in self.events if e.seconds.get("added") is not None]
+        removed = [
+            e.seconds["removed"] for e in self.events if e.seconds.get("removed") is not None
+        ]
+        out = []
+        if added or removed:
+            parts = []
+            if added:
+                parts.append(f"additions {_span(added)}")
+            if removed:
+                parts.append(f"removals {_span(removed)} (grace window {fmt_s(self.grace_s)})")
+            out.append(f"  latency       events, commit → seen in Moodle: {', '.join(parts)}")
+        if self.load_latency_p50_s is not None:
+            out.append(
+                f"                initial load, commit → applied (worker): p50 "
+                f"{fmt_s(self.load_latency_p50_s)}, p99 {fmt_s(self.load_latency_p99_s)} "
+                "(rows queue behind the whole load)"
+            )
+        return out
+
+
+def _span(values: list[float | None]) -> str:
+    known = sorted(v for v in values if v is not None)
+    if known[0] == known[-1]:
+        return fmt_s(known[0])
+    return f"{fmt_s(known[0])} – {fmt_s(known[-1])}"
 
 
 def _verdict(c: Comparison) -> str:

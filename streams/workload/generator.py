@@ -12,7 +12,7 @@ Moodle at first.
 
 >>> year = generate_year(students=40, seed=7)
 >>> len(year.students), year.cod_ind_range
-(40, (80000001, 80000040))
+(40, (50000001, 50000040))
 >>> generate_year(students=40, seed=7) == year
 True
 """
@@ -37,8 +37,9 @@ __all__ = [
     "generate_year",
 ]
 
-COD_IND_BASE = 80_000_000  # the demo's own COD_IND range starts above this
-MAX_STUDENTS = 199_999  # student numbers are yy8nnnnn: 200,000 a year at most
+# The demo's own COD_IND range starts above this; the test suites' slices live in 60–99,999,999.
+COD_IND_BASE = 50_000_000
+MAX_STUDENTS = 99_999  # student numbers are 3yynnnnn (yy: year of first enrolment)
 
 _LAST = (
     "Martin", "Bernard", "Thomas", "Petit", "Robert", "Richard", "Durand", "Dubois", "Moreau",
@@ -258,7 +259,7 @@ def _student(rng: random.Random, uni: University, i: int, base: int, year: int) 
     stage = rng.choices(uni.stages, weights=[uni.weights[s.cod_etp] for s in uni.stages])[0]
     level = int(stage.cod_etp[1]) + (3 if stage.cod_etp[0] == "M" else 0)
     entry = year - (level - 1)  # the year their student number was issued
-    cod_etu = (entry % 100) * 1_000_000 + 800_000 + i
+    cod_etu = 30_000_000 + (entry % 100) * 100_000 + i  # tests use 10–29.99M and 70M+
     last = rng.choice(_LAST)
     usage = rng.choice(_LAST) if rng.random() < 0.08 else last
     first = rng.choice(_FIRST)

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from streams.demo.display import Display
 from streams.demo.runner import DemoOptions, run_demo
+from streams.demo.summary import Summary
 from streams.workload.generator import MAX_STUDENTS
 
 
@@ -50,11 +51,9 @@ def command(students: int, seed: int, grace_s: float, follow: bool, as_json: boo
     options = DemoOptions(students=students, seed=seed, grace_s=grace_s, follow=follow)
     title = f"APOGÉE → Moodle · {students:,} students · seed {seed} · grace {grace_s:g} s"
     with Display(console, title) as display:
-        summary = run_demo(options, display)
-    for line in summary.lines():
-        style = "bold green" if summary.matches and line is summary.verdict else None
-        console.print(line, style=style or ("bold red" if line is summary.verdict else None),
-                      soft_wrap=True, markup=False)  # fmt: skip
+        summary = run_demo(options, display, lambda s: _print(console, s))
+    if follow:
+        console.print(f"Stopped after {summary.follow_edits} contract edit(s).", soft_wrap=True)
     console.print(
         "The worker and the emulator are stopped; the stack is still up "
         "(`reconciler stack down` stops it).",
@@ -64,3 +63,10 @@ def command(students: int, seed: int, grace_s: float, follow: bool, as_json: boo
     if as_json:
         click.echo(json.dumps(summary.as_json(), ensure_ascii=False, indent=2))
     sys.exit(0 if summary.matches else 1)
+
+
+def _print(console: Console, summary: Summary) -> None:
+    verdict = "bold green" if summary.matches else "bold red"
+    for line in summary.lines():
+        style = verdict if line is summary.verdict else None
+        console.print(line, style=style, soft_wrap=True, markup=False)

@@ -95,8 +95,15 @@ def emulator_flags() -> tuple[list[str], str]:
 
 
 class Demo:
-    def __init__(self, options: DemoOptions, display: Display, cfg: StackConfig) -> None:
+    def __init__(
+        self,
+        options: DemoOptions,
+        display: Display,
+        cfg: StackConfig,
+        on_verdict: Callable[[Summary], None],
+    ) -> None:
         self.o = options
+        self.on_verdict = on_verdict
         self.display = display
         self.cfg = cfg
         self.summary = Summary(students=options.students, seed=options.seed)
@@ -104,6 +111,7 @@ class Demo:
         self.app_id = f"demo-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
         self.summary.app_id = self.app_id
         self.run_dir = cfg.state_dir / "demo" / self.app_id
+        self.summary.logs = str(self.run_dir)
         self.token = secrets.token_hex(16)
         self.children: list[Child] = []
         self.monitor: Monitor | None = None
@@ -123,7 +131,8 @@ class Demo:
             if not self.verdict_done:
                 self.summary.error = "interrupted"
         finally:
-            self.summary.wall_s = time.monotonic() - self.started
+            if not self.verdict_done:
+                self.summary.wall_s = time.monotonic() - self.started
             self.display.close()
             self._stop_children()
         return self.summary
@@ -140,6 +149,8 @@ class Demo:
         self._initial_load(year)
         self._events(year)
         self._verdict(year)
+        self.summary.wall_s = time.monotonic() - self.started
+        self.on_verdict(self.summary)
         if self.o.follow:
             self._follow(year)
 
@@ -453,6 +464,7 @@ class Demo:
                 for tx in event.transactions:
                     self._commit(conn, tx)
                 edits += 1
+                self.summary.follow_edits = edits
                 self.display.event(event.title)
                 self.display.phase = f"following: {edits} edit(s) so far; Ctrl-C stops"
 
@@ -470,7 +482,6 @@ class Demo:
         if self.children:
             _delete_topics(self.cfg.bootstrap_servers, self.app_id)
         shutil.rmtree(self.run_dir / "worker-data", ignore_errors=True)
-        self.summary.logs = str(self.run_dir)
 
 
 def _delete_topics(bootstrap: str, app_id: str) -> None:
@@ -489,5 +500,16 @@ def _delete_topics(bootstrap: str, app_id: str) -> None:
                 future.result(15)
 
 
-def run_demo(options: DemoOptions, display: Display, cfg: StackConfig | None = None) -> Summary:
-    return Demo(options, display, cfg or StackConfig()).run()
+def run_demo(
+    options: DemoOptions,
+    display: Display,
+    on_verdict: Callable[[Summary], None],
+    cfg: StackConfig | None = None,
+) -> Summary:
+    """Run the demo; ``on_verdict`` gets the summary once Moodle has been compared (before
+    ``--follow`` goes on), or at the end if the demo failed before that."""
+    demo = Demo(options, display, cfg or StackConfig(), on_verdict)
+    summary = demo.run()
+    if not demo.verdict_done:
+        on_verdict(summary)
+    return summary

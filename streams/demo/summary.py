@@ -49,6 +49,7 @@ class Summary:
     error: str | None = None
     logs: str = ""
     app_id: str = ""
+    follow_edits: int = 0
 
     def compared(self, comparison: Comparison) -> None:
         self.matches = comparison.matches
@@ -136,9 +137,8 @@ class Summary:
 
 def _span(values: list[float | None]) -> str:
     known = sorted(v for v in values if v is not None)
-    if known[0] == known[-1]:
-        return fmt_s(known[0])
-    return f"{fmt_s(known[0])} – {fmt_s(known[-1])}"
+    low, high = fmt_s(known[0]), fmt_s(known[-1])
+    return low if low == high else f"{low} – {high}"
 
 
 def _verdict(c: Comparison) -> str:

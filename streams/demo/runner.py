@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -50,6 +51,7 @@ DEMO_RANGE = (COD_IND_BASE + 1, COD_IND_BASE + MAX_STUDENTS)
 # calibrated emulator (4 PHP workers) takes ~100 lookups/s; the production default (10
 # calls/s) would spend minutes reading the courses' rosters when the worker first meets them.
 WORKER_MOODLE_DEFAULTS = {"MOODLE_RATE_PER_S": "50", "MOODLE_RATE_BURST": "20"}
+KEEP_RUNS = 5  # run directories (seed, logs) kept under <state>/demo
 
 
 class DemoError(RuntimeError):
@@ -182,6 +184,7 @@ class Demo:
             self.display.note(f"removed {removed:,} rows left by an earlier demo run")
 
     def _start_emulator(self, year: Year) -> Emulator:
+        _prune_runs(self.run_dir.parent, keep=KEEP_RUNS - 1)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         seed = emulator_seed(year, self.token)
         seed_file = self.run_dir / "moodle-seed.json"
@@ -482,6 +485,15 @@ class Demo:
         if self.children:
             _delete_topics(self.cfg.bootstrap_servers, self.app_id)
         shutil.rmtree(self.run_dir / "worker-data", ignore_errors=True)
+
+
+def _prune_runs(runs: Path, keep: int) -> None:
+    """Remove all but the ``keep`` newest run directories of earlier demos."""
+    if not runs.is_dir():
+        return
+    old = sorted((d for d in runs.iterdir() if d.is_dir()), key=lambda d: d.stat().st_mtime)
+    for directory in old[: max(0, len(old) - keep)]:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _delete_topics(bootstrap: str, app_id: str) -> None:

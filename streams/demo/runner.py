@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 
 from streams.demo.checks import Tracked
-from streams.demo.display import Display, fmt_s
+from streams.demo.display import Display, fmt_s, progress_line
 from streams.demo.monitor import Emulator, Monitor, Snapshot, Worker
 from streams.demo.summary import EventResult, Summary
 from streams.devstack import Stack, StackConfig
@@ -48,8 +49,9 @@ __all__ = ["DemoError", "DemoOptions", "run_demo"]
 
 DEMO_RANGE = (COD_IND_BASE + 1, COD_IND_BASE + MAX_STUDENTS)
 # The worker's Moodle client, as the demo sets it unless the environment already does. The
-# calibrated emulator (4 PHP workers) takes ~100 lookups/s; the production default (10
-# calls/s) would spend minutes reading the courses' rosters when the worker first meets them.
+# calibrated emulator (4 PHP workers, ~26 ms a lookup) answers about 150 lookups/s; the
+# production default (10 calls/s) would spend minutes reading the courses' rosters when the
+# worker first meets them (three calls per course).
 WORKER_MOODLE_DEFAULTS = {"MOODLE_RATE_PER_S": "50", "MOODLE_RATE_BURST": "20"}
 KEEP_RUNS = 5  # run directories (seed, logs) kept under <state>/demo
 
@@ -127,8 +129,8 @@ class Demo:
     def run(self) -> Summary:
         try:
             self._run()
-        except (DemoError, StackError, psycopg.Error) as exc:
-            self.summary.error = str(exc)
+        except (DemoError, StackError, psycopg.Error, httpx.HTTPError, OSError) as exc:
+            self.summary.error = f"{type(exc).__name__}: {exc}"
         except KeyboardInterrupt:
             if not self.verdict_done:
                 self.summary.error = "interrupted"
@@ -263,7 +265,8 @@ class Demo:
                 return
             self._check_children()
             if time.monotonic() > deadline:
-                raise DemoError(f"{what}: not within {fmt_s(timeout_s)} ({snapshot})")
+                figures = progress_line(snapshot, self.display.phase, self.display.elapsed)
+                raise DemoError(f"{what}: not within {fmt_s(timeout_s)}; last figures {figures}")
 
     def _check_children(self) -> None:
         for child in self.children:
@@ -377,11 +380,14 @@ class Demo:
         user = str(event.student.cod_etu)
         self._until(
             f"{user} parked",
-            lambda s: any(u == user for _, u, _ in s.parked_examples),
+            lambda s: (
+                any(u == user for _, u, _ in s.parked_examples)
+                or s.parked_enrolments.get("user_not_found", 0) >= len(event.active)
+            ),
             self.o.events_timeout_s,
         )
         reasons = {r for _, u, r in self._snapshot().parked_examples if u == user}
-        reason = ", ".join(sorted(reasons))
+        reason = ", ".join(sorted(reasons)) or "user_not_found"
         self.display.note(f"the worker holds {len(event.active)} enrolments of {user}: {reason}")
         return reason
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import random
 import secrets
 import shutil
@@ -48,11 +47,6 @@ from streams.workload.rows import STUDENT_TABLES, Tables, Transaction, row_chang
 __all__ = ["DemoError", "DemoOptions", "run_demo"]
 
 DEMO_RANGE = (COD_IND_BASE + 1, COD_IND_BASE + MAX_STUDENTS)
-# The worker's Moodle client, as the demo sets it unless the environment already does. The
-# calibrated emulator (4 PHP workers, ~26 ms a lookup) answers about 150 lookups/s; the
-# production default (10 calls/s) would spend minutes reading the courses' rosters when the
-# worker first meets them (three calls per course).
-WORKER_MOODLE_DEFAULTS = {"MOODLE_RATE_PER_S": "50", "MOODLE_RATE_BURST": "20"}
 KEEP_RUNS = 5  # run directories (seed, logs) kept under <state>/demo
 
 
@@ -230,8 +224,6 @@ class Demo:
             "MOODLE_URL": self.moodle_url,
             "MOODLE_TOKEN": self.token,
         }
-        for name, value in WORKER_MOODLE_DEFAULTS.items():
-            env[name] = os.environ.get(name, value)
         return env
 
     def _start_worker(self, emu: Emulator) -> None:
@@ -240,8 +232,7 @@ class Demo:
         self.children.append(child.start())
         self.display.step(
             f"Worker {self.app_id} (grace window {fmt_s(self.o.grace_s)}, parked work "
-            f"retried every {fmt_s(self.o.park_retry_s)}, Moodle rate "
-            f"{env['MOODLE_RATE_PER_S']} calls/s): waiting until ready"
+            f"retried every {fmt_s(self.o.park_retry_s)}): waiting until ready"
         )
         t0 = time.monotonic()
         child.wait_http(f"{self.worker_url}/readyz", 180)

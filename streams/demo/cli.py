@@ -24,7 +24,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 @click.option(
     "--students",
     type=click.IntRange(30, MAX_STUDENTS),
-    default=2000,
+    default=1500,
     show_default=True,
     help="Students in the generated year (25 contract elements each).",
 )

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import psycopg
 
+from streams.demo.capture import end_offsets, wait_for_key
 from streams.demo.checks import Tracked
 from streams.demo.display import Display, fmt_s, progress_line
 from streams.demo.monitor import Emulator, Monitor, Snapshot, Worker
@@ -31,6 +32,7 @@ from streams.devstack import Stack, StackConfig
 from streams.devstack.children import Child, emulator, worker
 from streams.devstack.errors import StackError
 from streams.devstack.process import tail
+from streams.kafka.settings import TopicNames
 from streams.moodle import MoodleClient, MoodleSettings
 from streams.workload.database import remove_range, upsert_reference, write
 from streams.workload.events import Event, option_swap, story
@@ -42,11 +44,14 @@ from streams.workload.oracle import (
     expected_from_rows,
     moodle_enrolments,
 )
-from streams.workload.rows import STUDENT_TABLES, Tables, Transaction, row_changes
+from streams.workload.rows import STUDENT_TABLES, Insert, Tables, Transaction, row_changes
 
 __all__ = ["DemoError", "DemoOptions", "run_demo"]
 
 DEMO_RANGE = (COD_IND_BASE + 1, COD_IND_BASE + MAX_STUDENTS)
+MARKER = COD_IND_BASE  # a row committed after the cleanup, just below the demo's range
+_MARKER_ROW = {"cod_etu": None, "lib_nom_pat_ind": "DEMO", "lib_nom_usu_ind": "DEMO",
+               "lib_pr1_ind": "marker", "cod_nne_ind": None}  # fmt: skip
 KEEP_RUNS = 5  # run directories (seed, logs) kept under <state>/demo
 
 
@@ -56,7 +61,7 @@ class DemoError(RuntimeError):
 
 @dataclass(frozen=True)
 class DemoOptions:
-    students: int = 2000
+    students: int = 1500
     seed: int = 2026
     grace_s: float = 15.0
     follow: bool = False
@@ -173,11 +178,28 @@ class Demo:
             f"students (seed {year.seed}), {self.summary.contract_rows:,} contract rows, "
             f"COD_IND {year.cod_ind_range[0]}–{year.cod_ind_range[1]}"
         )
+        topic = f"{TopicNames().cdc_prefix}individu"
+        since = end_offsets(self.cfg.bootstrap_servers, topic)
         with psycopg.connect(self.dsn) as conn:
             upsert_reference(conn, year.reference_rows())
-            removed = remove_range(conn, DEMO_RANGE)
+            removed = remove_range(conn, (MARKER, DEMO_RANGE[1]))
+            if removed:
+                write(conn, (Insert("individu", {**_MARKER_ROW, "cod_ind": MARKER}),))
         if removed:
-            self.display.note(f"removed {removed:,} rows left by an earlier demo run")
+            self._wait_captured(removed, topic, since)
+
+    def _wait_captured(self, removed: int, topic: str, since: dict[int, int]) -> None:
+        """The deletes reach Kafka before the worker takes its position at the end."""
+        t0 = time.monotonic()
+        key = {"cod_ind": MARKER}
+        if not wait_for_key(self.cfg.bootstrap_servers, topic, key, since, 180):
+            raise DemoError(
+                f"Debezium did not capture the cleanup within 180 s (no {key} on {topic})"
+            )
+        self.display.note(
+            f"removed {removed:,} rows left by an earlier demo run (captured by Debezium in "
+            f"{fmt_s(time.monotonic() - t0)}, before the worker starts)"
+        )
 
     def _start_emulator(self, year: Year) -> Emulator:
         _prune_runs(self.run_dir.parent, keep=KEEP_RUNS - 1)
@@ -279,7 +301,7 @@ class Demo:
         missing = year.student(Part.NOT_IN_MOODLE)
         self.display.phase = "initial load"
         self.display.step(
-            f"Initial load: {rows:,} rows in {len(load)} transactions (COPY), as APOGÉE "
+            f"Initial load: {rows:,} rows in {len(load)} transaction(s) (COPY), as APOGÉE "
             "commits a year's enrolment period"
         )
         t0 = time.monotonic()

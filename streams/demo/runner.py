@@ -79,7 +79,10 @@ def _free_port(host: str) -> int:
 
 
 def _port_free(host: str, port: int) -> bool:
+    """Nobody listens there (connections of an earlier worker in TIME_WAIT do not count:
+    the worker's server binds with SO_REUSEADDR, as this check does)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:

@@ -44,7 +44,7 @@ class Summary:
     events: list[EventResult] = field(default_factory=list)
     moodle_calls: int = 0
     moodle_calls_by_function: dict[str, int] = field(default_factory=dict)
-    moodle_profile: str = "instant"
+    moodle_profile: str = ""
     wall_s: float = 0.0
     error: str | None = None
     logs: str = ""

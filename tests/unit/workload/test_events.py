@@ -121,3 +121,13 @@ def test_option_swaps_keep_applying_to_the_rows_as_they_stand(year: Year) -> Non
         after = expected(year, tables)
         assert after == (before - event.suspended) | event.active
         assert len(after) == len(before)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_smallest_demo_still_has_its_whole_story(seed: int) -> None:
+    year = generate_year(30, seed=seed)  # `reconciler demo --students` accepts 30 and up
+    events = story(year, year.tables())
+    assert len(events) == 7
+    removals = sum(len(e.suspended) for e in events)
+    active = len(expected(year, year.tables()))
+    assert removals <= 0.05 * active  # below the global mass-removal guard (5 %)

@@ -54,7 +54,8 @@ class Tracked:
                 self.flapped.add(pair)
         waited = now - self.since >= self.grace_s + 3  # a flap would have shown by now
         untouched_ok = not self.event.untouched or waited or self.flapped
-        self.done = bool(self.flapped or (self.added_at and self.removed_at and untouched_ok))
+        seen = self.added_at is not None and self.removed_at is not None
+        self.done = bool(self.flapped) or (seen and bool(untouched_ok))
         return self.done
 
     def _read(self, read: Enrolments) -> dict[Pair, tuple[int, int, int]]:

@@ -40,19 +40,23 @@ def _processes_of(app_id: str, run_dir: str) -> list[int]:
 def test_demo_small_scale_matches(services: Services) -> None:
     if backend_name() == "containers":
         pytest.skip("the demo runs the process stack (reconciler stack up), not containers")
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "streams.cli", "demo", "--students", "60", "--json"],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "COLUMNS": "200"},
-        timeout=240,
     )
-    output = proc.stderr
+    try:
+        stdout, output = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        proc.terminate()  # SIGTERM: the demo stops its emulator and worker, then exits
+        stdout, output = proc.communicate(timeout=60)
     assert proc.returncode == 0, f"exit {proc.returncode}\n{output[-4000:]}"
     assert "Moodle matches APOGÉE: " in output
     assert "0 missing, 0 extra, 0 wrongly suspended" in output
     assert "differs from SQL" not in output  # the demo's model of the rows agrees with SQL
-    summary = json.loads(proc.stdout)
+    summary = json.loads(stdout)
     assert summary["matches"] is True and summary["error"] is None
     assert summary["expected"] == summary["active"] > 1000
     events = {e["name"]: e for e in summary["events"]}

@@ -10,16 +10,25 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+from schemas.deadletter import DeadLetterReason
+from streams.moodle.client import CALL_OUTCOMES  # the ``outcome`` label of MOODLE_CALLS
+
 __all__ = [
     "APPLIED",
     "BUILD",
+    "CALL_OUTCOMES",
     "CDC_EVENTS",
     "COMMIT_TO_APPLIED",
+    "CONCURRENCY_LIMIT",
+    "CONSUMER_LAG",
     "DEAD_LETTERS",
+    "DRIFT",
+    "DRIFT_KINDS",
     "FAUST_REGISTRY",
     "HELD",
     "IN_FLIGHT",
     "LAST_APPLY",
+    "LAST_LAG_CHECK",
     "MOODLE_CALLS",
     "MOODLE_CALL_SECONDS",
     "PACING_RATE",
@@ -27,10 +36,15 @@ __all__ = [
     "PENDING",
     "REGISTRY",
     "SHADOW",
+    "observe_moodle_call",
 ]
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 FAUST_REGISTRY = CollectorRegistry(auto_describe=True)
+
+# What the periodic drift check finds (another part sets DRIFT): enrolments Moodle lacks,
+# enrolments Moodle has that the ledger does not, and enrolments whose tuple differs.
+DRIFT_KINDS = ("missing", "extra", "mismatched")
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60, 300, 3600, 7200)
 
@@ -70,6 +84,12 @@ MOODLE_CALL_SECONDS = Histogram(
     "reconciler_moodle_call_duration_seconds",
     "Duration of Moodle web-service calls (one HTTP round trip).",
     ["function"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+    registry=REGISTRY,
+)
+CONCURRENCY_LIMIT = Gauge(
+    "reconciler_moodle_concurrency_limit",
+    "Moodle calls the client allows in flight now (adaptive limit).",
     registry=REGISTRY,
 )
 PACING_RATE = Gauge(
@@ -103,8 +123,44 @@ LAST_APPLY = Gauge(
     "Unix time of the last Moodle write that succeeded.",
     registry=REGISTRY,
 )
+DRIFT = Gauge(
+    "reconciler_drift_enrolments",
+    "Enrolments where Moodle differs from the ledger at the last drift check, by kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
+CONSUMER_LAG = Gauge(
+    "reconciler_consumer_lag_messages",
+    "Records not yet committed by the worker's consumer group (high watermark minus committed "
+    "offset), summed over the partitions this worker owns, by topic.",
+    ["topic"],
+    registry=REGISTRY,
+)
+LAST_LAG_CHECK = Gauge(
+    "reconciler_consumer_lag_timestamp_seconds",
+    "Unix time the consumer lag was last measured.",
+    registry=REGISTRY,
+)
 SHADOW = Gauge(
     "reconciler_shadow_mode",
     "1 when the worker plans and reads but never writes to Moodle (shadow mode).",
     registry=REGISTRY,
 )
+
+
+# Series at 0 from the start: "nothing happened" is data, not absence, and the first
+# increment counts in increase()/rate() (a series born at 1 has no earlier sample).
+for _kind in DRIFT_KINDS:
+    DRIFT.labels(_kind)
+for _reason in DeadLetterReason:
+    DEAD_LETTERS.labels(_reason.value)
+for _function in ("enrol_manual_enrol_users", "enrol_manual_unenrol_users"):
+    MOODLE_CALL_SECONDS.labels(_function)
+    for _outcome in CALL_OUTCOMES:
+        MOODLE_CALLS.labels(_function, _outcome)
+
+
+def observe_moodle_call(function: str, outcome: str, seconds: float) -> None:
+    """The Moodle client's call observer (wired by the worker): one HTTP round trip."""
+    MOODLE_CALLS.labels(function, outcome).inc()
+    MOODLE_CALL_SECONDS.labels(function).observe(seconds)

@@ -12,7 +12,7 @@ Errors: :mod:`streams.moodle.errors` (hierarchy in its docstring).
 """
 
 from streams.moodle.batching import ItemOutcome, Status, max_rows
-from streams.moodle.client import MoodleClient
+from streams.moodle.client import CALL_OUTCOMES, CallObserver, MoodleClient, call_outcome
 from streams.moodle.concurrency import ConcurrencySnapshot
 from streams.moodle.encoding import count_vars, encode_params
 from streams.moodle.errors import (
@@ -49,6 +49,8 @@ from streams.moodle.models import (
 from streams.moodle.settings import MoodleSettings
 
 __all__ = [
+    "CALL_OUTCOMES",
+    "CallObserver",
     "CallRejected",
     "Cohort",
     "CohortMember",
@@ -81,6 +83,7 @@ __all__ = [
     "Status",
     "Unenrolment",
     "UserCourse",
+    "call_outcome",
     "count_vars",
     "encode_params",
     "max_rows",

@@ -77,7 +77,28 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-__all__ = ["MoodleClient"]
+__all__ = ["CALL_OUTCOMES", "CallObserver", "MoodleClient", "call_outcome"]
+
+CallObserver = Callable[[str, str, float], None]
+"""Told of every HTTP round trip: ``(wsfunction, outcome, seconds)``, outcome one of
+:data:`CALL_OUTCOMES`. The worker wires it to its metrics; the client knows nothing of them."""
+
+CALL_OUTCOMES = ("ok", "rejected", "retry_later", "timeout", "network", "bug")
+
+
+def call_outcome(error: MoodleError | None) -> str:
+    """The bounded outcome of one round trip (a metric label: never the error's text)."""
+    if error is None:
+        return "ok"
+    if isinstance(error, RequestTimeout):
+        return "timeout"
+    if isinstance(error, TransportError):
+        return "network"
+    if isinstance(error, RetryLater):
+        return "retry_later"
+    if isinstance(error, MoodleBug):
+        return "bug"
+    return "rejected"
 
 
 class MoodleClient:
@@ -91,8 +112,10 @@ class MoodleClient:
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         rand: Random = random.random,
+        observer: CallObserver | None = None,
     ) -> None:
         self._settings = settings
+        self._observer = observer
         self._http = httpx.AsyncClient(
             transport=transport,
             timeout=httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s),
@@ -212,10 +235,13 @@ class MoodleClient:
             hold = self._settings.hold_s
             timeout = RequestTimeout(f"timeout: {type(exc).__name__}", wsfunction=wsfunction)
             timeout.held = self._dropped(ticket, self._clock() - started, hold)
+            self._observe(wsfunction, timeout, self._clock() - started)
             raise timeout from None
         except httpx.TransportError as exc:
             self._dropped(ticket, self._clock() - started, 0.0)
-            raise TransportError(f"network: {type(exc).__name__}", wsfunction=wsfunction) from None
+            error = TransportError(f"network: {type(exc).__name__}", wsfunction=wsfunction)
+            self._observe(wsfunction, error, self._clock() - started)
+            raise error from None
         except BaseException:
             self._limiter.release()
             raise
@@ -229,15 +255,26 @@ class MoodleClient:
         kind = (wsfunction, len(form).bit_length())
         try:
             value = _decode(response, wsfunction)
-        except RetryLater:
+        except RetryLater as exc:
             self._limiter.on_drop(ticket)
             self._pace(None, elapsed)
+            self._observe(wsfunction, exc, elapsed)
             raise
-        except MoodleError:
+        except MoodleError as exc:
             self._answered(ticket, kind, elapsed)  # answered (an item rejected): it counts
+            self._observe(wsfunction, exc, elapsed)
             raise
         self._answered(ticket, kind, elapsed)
+        self._observe(wsfunction, None, elapsed)
         return value
+
+    def _observe(self, wsfunction: str, error: MoodleError | None, elapsed: float) -> None:
+        if self._observer is None:
+            return
+        try:
+            self._observer(wsfunction, call_outcome(error), elapsed)
+        except Exception:  # an observer's bug must never fail a call
+            log.exception("moodle call observer failed")
 
     def _dropped(self, ticket: Ticket, elapsed: float, hold: float) -> asyncio.Task[None] | None:
         """A call without an answer; with ``hold``, its slot is kept that long (returned task)."""

@@ -25,12 +25,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
+from confluent_kafka import TopicPartition
 
 from schemas.audit import AuditRecord
 from schemas.control import ControlCommand
 from schemas.course_events import CourseEvent, FactsChanged
 from schemas.deadletter import DeadLetterRecord
 from schemas.mapping import CourseMappingRule
+from streams import metrics
 from streams.applier.applier import Applier, ApplierConfig
 from streams.applier.gateway import MoodleGateway
 from streams.domain.mapping import build_mapping
@@ -41,6 +43,7 @@ from streams.pipeline.codec import decode_event, encode_event
 from streams.pipeline.handlers import CourseView, MappingHolder, StudentView
 from streams.pipeline.http import serve
 from streams.pipeline.mapping_feed import MappingFeed
+from streams.pipeline.observe import LagProbe, enable_faust_sensor, sample_client, set_build_info
 from streams.pipeline.settings import WorkerSettings
 from streams.pipeline.state import CourseTables
 
@@ -93,7 +96,7 @@ class Pipeline:
         self._tables(w.partitions)
         self.mapping = MappingHolder(self._build_mapping(config.rules))
         self.mapping_feed = mapping_feed
-        self.moodle = MoodleClient(config.moodle)
+        self.moodle = MoodleClient(config.moodle, observer=metrics.observe_moodle_call)
         gateway = MoodleGateway(self.moodle, w.user_field, w.role_ids)
         self.applier = Applier(self.tables, _Outbox(self), gateway, _applier_config(w))
         self.students_view = StudentView(
@@ -103,6 +106,10 @@ class Pipeline:
         self._agents()
         self.app.on_rebalance_complete.connect(self._on_ready)
         self.app.on_partitions_revoked.connect(self._on_revoked)
+        self.lag_probe: LagProbe | None = None
+        set_build_info(w)
+        if w.faust_metrics:
+            enable_faust_sensor(self.app)
 
     # -- wiring --------------------------------------------------------------------------------
     def _topics(self, config: PipelineConfig) -> None:
@@ -149,6 +156,7 @@ class Pipeline:
         self.app.task(self._run_applier)
         self.app.task(self._serve_http)
         self.app.timer(2.0)(self._follow_mapping)
+        self.app.timer(self.config.worker.lag_interval_s)(self._sample)
 
     def _build_mapping(self, rules: dict[str, CourseMappingRule]) -> Any:
         w = self.config.worker
@@ -206,6 +214,8 @@ class Pipeline:
             await self.applier.run()
         finally:
             await self.moodle.aclose()
+            if self.lag_probe is not None:
+                self.lag_probe.close()
 
     async def _serve_http(self) -> None:
         w = self.config.worker
@@ -234,6 +244,23 @@ class Pipeline:
             "mapping_rules": len(self.mapping_feed.rules) if self.mapping_feed else 0,
             "moodle_pacing_rate": self.moodle.pacing().rate_per_s,
         }
+
+    def _consumed_topics(self) -> list[str]:
+        own = (self.course_events, self.course_results, self.control)
+        return [*self.config.topics.cdc, *(t.get_topic_name() for t in own)]
+
+    async def _sample(self) -> None:
+        """Client gauges, and the lag of the partitions this worker owns (in a thread)."""
+        sample_client(self.moodle)
+        if self.lag_probe is None:
+            self.lag_probe = LagProbe(self.config.kafka, self.config.worker.app_id)
+        topics = self._consumed_topics()
+        owned = [
+            TopicPartition(tp.topic, tp.partition)
+            for tp in self.app.assignor.assigned_actives()
+            if tp.topic in topics
+        ]
+        await asyncio.to_thread(self.lag_probe.publish, topics, owned)
 
     async def _follow_mapping(self) -> None:
         feed = self.mapping_feed

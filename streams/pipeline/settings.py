@@ -34,6 +34,12 @@ class WorkerSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(9464, ge=0, le=65535, description="/livez /readyz /metrics /status.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    lag_interval_s: float = Field(
+        15.0, gt=0, description="How often the consumer lag and client gauges are measured."
+    )
+    faust_metrics: bool = Field(
+        True, description="faust's own Prometheus sensor, served on /metrics/faust."
+    )
     rocksdb_write_buffer_mb: int = Field(
         4, ge=1, description="Memtable size per table partition (faust's default: 64)."
     )

@@ -51,12 +51,12 @@ def status() -> None:
     s = Stack()
     parts = s.status()
     for p in parts:
+        state = "OK  " if p.healthy else ("DOWN" if p.required else "--  ")
         click.echo(
-            f"{'OK  ' if p.healthy else 'DOWN'} {p.name:<26} pid={p.pid or '-':<8} "
-            f"rss={_mib(p.rss_bytes):<9} {p.detail}"
+            f"{state} {p.name:<26} pid={p.pid or '-':<8} rss={_mib(p.rss_bytes):<9} {p.detail}"
         )
     click.echo(f"logs: {s.cfg.logs_dir}")
-    if not all(p.healthy for p in parts):
+    if not all(p.healthy for p in parts if p.required):
         sys.exit(1)
 
 

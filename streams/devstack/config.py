@@ -9,6 +9,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONNECTORS_DIR = REPO_ROOT / "connectors"
+# The alert rules the chart ships; the dev stack's Prometheus evaluates the same file.
+RULES_FILE = REPO_ROOT / "helm" / "reconciler" / "files" / "rules" / "reconciler.rules.yaml"
 
 
 class StackConfig(BaseSettings):
@@ -25,6 +27,9 @@ class StackConfig(BaseSettings):
     prometheus_port: int = 9090
     # The reconciler worker's metrics endpoint that Prometheus scrapes.
     worker_metrics_port: int = 9464
+    # The JMX exporter agents' endpoints in the Kafka and Connect JVMs (scraped too).
+    kafka_metrics_port: int = 9404
+    connect_metrics_port: int = 9405
     topic_partitions: int = 4
     kafka_heap: str = "512m"
     connect_heap: str = "768m"
@@ -56,3 +61,6 @@ class StackConfig(BaseSettings):
     @property
     def prometheus_url(self) -> str:
         return f"http://{self.host}:{self.prometheus_port}"
+
+    def metrics_url(self, port: int) -> str:
+        return f"http://{self.host}:{port}/metrics"

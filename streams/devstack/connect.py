@@ -17,9 +17,9 @@ import httpx
 
 from streams.devstack.config import CONNECTORS_DIR, StackConfig
 from streams.devstack.errors import StackError
-from streams.devstack.jars import kafka_classpath, plugin_path
+from streams.devstack.jars import jmx_agent, kafka_classpath, plugin_path
 from streams.devstack.kafka import java_available, log4j2_config
-from streams.devstack.process import Managed, port_open, tail, wait_for
+from streams.devstack.process import Managed, http_ok, port_open, tail, wait_for
 
 POSTGRES_CONNECTOR = CONNECTORS_DIR / "apogee-postgres.json"
 ORACLE_CONNECTOR = CONNECTORS_DIR / "apogee-oracle.json"
@@ -71,20 +71,31 @@ class Connect:
     def running(self) -> bool:
         return self.proc.pid() is not None and self._rest_ok()
 
+    def exporter_ok(self) -> bool:
+        """The JMX exporter agent in Connect's JVM answers (Connect and Debezium MBeans)."""
+        return http_ok(self.cfg.metrics_url(self.cfg.connect_metrics_port))
+
     def start(self) -> None:
         if self.running():
-            return
-        if self.proc.pid() is None and port_open(self.cfg.host, self.cfg.connect_port):
-            raise StackError(
-                f"Kafka Connect: port {self.cfg.connect_port} is taken by another program "
-                "(set RECONCILER_STACK_CONNECT_PORT)"
-            )
+            if self.exporter_ok():
+                return
+            self.stop()  # started without the JMX exporter (an older stack): restart with it
+        for port, setting in (
+            (self.cfg.connect_port, "CONNECT_PORT"),
+            (self.cfg.connect_metrics_port, "CONNECT_METRICS_PORT"),
+        ):
+            if self.proc.pid() is None and port_open(self.cfg.host, port):
+                raise StackError(
+                    f"Kafka Connect: port {port} is taken by another program "
+                    f"(set RECONCILER_STACK_{setting})"
+                )
         java_available(self.cfg)
         if self.proc.pid() is None:
             self.properties.parent.mkdir(parents=True, exist_ok=True)
             self.properties.write_text(self.worker_properties())
             self.proc.spawn(self._argv(), env=self.env)
-        if not wait_for(self._rest_ok, self.cfg.start_timeout_s, every_s=0.5):
+        ready = lambda: self._rest_ok() and self.exporter_ok()  # noqa: E731
+        if not wait_for(ready, self.cfg.start_timeout_s, every_s=0.5):
             raise StackError(
                 f"Kafka Connect REST did not answer on {self.cfg.connect_url}\n"
                 f"{tail(self.proc.log_file)}",
@@ -101,6 +112,7 @@ class Connect:
             "-Xms256m",
             "-XX:+UseG1GC",
             "-Djava.awt.headless=true",
+            jmx_agent(self.cfg, self.cfg.connect_metrics_port, "kafka-connect.yaml"),
             f"-Dlog4j2.configurationFile={log4j2_config(self.cfg)}",
             "-cp",
             kafka_classpath(self.cfg),

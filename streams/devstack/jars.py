@@ -16,8 +16,9 @@ from streams.devstack.config import CONNECTORS_DIR, StackConfig
 from streams.devstack.errors import StackError
 
 MAVEN_DIR = CONNECTORS_DIR / "maven"
-MODULES = ("kafka", "debezium-postgres", "debezium-oracle")
+MODULES = ("kafka", "debezium-postgres", "debezium-oracle", "jmx-exporter")
 PLUGINS = ("debezium-postgres", "debezium-oracle")
+METRICS_RULES_DIR = CONNECTORS_DIR / "metrics"
 
 
 def pinned_versions() -> dict[str, str]:
@@ -72,6 +73,14 @@ def ensure_jars(cfg: StackConfig) -> bool:
 
 def kafka_classpath(cfg: StackConfig) -> str:
     return str(cfg.jars_dir / "kafka" / "*")
+
+
+def jmx_agent(cfg: StackConfig, port: int, rules: str) -> str:
+    """``-javaagent``: the JMX exporter on ``host:port``, rules ``connectors/metrics/RULES``."""
+    jars = sorted((cfg.jars_dir / "jmx-exporter").glob("jmx_prometheus_javaagent-*.jar"))
+    if not jars:
+        raise StackError("JMX exporter agent jar missing: run `reconciler stack fetch`")
+    return f"-javaagent:{jars[-1]}={cfg.host}:{port}:{METRICS_RULES_DIR / rules}"
 
 
 def plugin_path(cfg: StackConfig) -> Path:

@@ -7,8 +7,8 @@ import subprocess
 
 from streams.devstack.config import StackConfig
 from streams.devstack.errors import StackError
-from streams.devstack.jars import kafka_classpath
-from streams.devstack.process import Managed, port_open, tail, wait_for
+from streams.devstack.jars import jmx_agent, kafka_classpath
+from streams.devstack.process import Managed, http_ok, port_open, tail, wait_for
 
 LOG4J2 = """\
 Configuration:
@@ -85,23 +85,36 @@ class Kafka:
     def running(self) -> bool:
         return self.proc.pid() is not None and port_open(self.cfg.host, self.cfg.kafka_port)
 
+    def exporter_ok(self) -> bool:
+        """The JMX exporter agent in the broker's JVM answers."""
+        return http_ok(self.cfg.metrics_url(self.cfg.kafka_metrics_port))
+
     def start(self) -> None:
         if self.running():
-            return
-        if self.proc.pid() is None and port_open(self.cfg.host, self.cfg.kafka_port):
-            raise StackError(
-                f"Kafka: port {self.cfg.kafka_port} is taken by another program "
-                "(set RECONCILER_STACK_KAFKA_PORT)"
-            )
+            if self.exporter_ok():
+                return
+            self.stop()  # started without the JMX exporter (an older stack): restart with it
+        for port, setting in (
+            (self.cfg.kafka_port, "KAFKA_PORT"),
+            (self.cfg.kafka_metrics_port, "KAFKA_METRICS_PORT"),
+        ):
+            if self.proc.pid() is None and port_open(self.cfg.host, port):
+                raise StackError(
+                    f"Kafka: port {port} is taken by another program "
+                    f"(set RECONCILER_STACK_{setting})"
+                )
         java_available(self.cfg)
         self.properties.parent.mkdir(parents=True, exist_ok=True)
         self.properties.write_text(self.server_properties())
         self._format()
         if self.proc.pid() is None:
+            agent = jmx_agent(self.cfg, self.cfg.kafka_metrics_port, "kafka.yaml")
             self.proc.spawn(
-                self._java("kafka.Kafka", str(self.properties), heap=self.cfg.kafka_heap)
+                self._java(
+                    "kafka.Kafka", str(self.properties), heap=self.cfg.kafka_heap, agent=agent
+                )
             )
-        if not wait_for(self._ready, self.cfg.start_timeout_s):
+        if not wait_for(lambda: self._ready() and self.exporter_ok(), self.cfg.start_timeout_s):
             raise StackError(
                 f"Kafka did not become ready on {self.cfg.bootstrap_servers}\n"
                 f"{tail(self.proc.log_file)}",
@@ -111,13 +124,16 @@ class Kafka:
     def stop(self) -> bool:
         return self.proc.stop(timeout_s=60)
 
-    def _java(self, main: str, *args: str, heap: str = "256m") -> list[str]:
+    def _java(
+        self, main: str, *args: str, heap: str = "256m", agent: str | None = None
+    ) -> list[str]:
         return [
             self.cfg.java,
             f"-Xmx{heap}",
             f"-Xms{heap}",
             "-XX:+UseG1GC",
             "-Djava.awt.headless=true",
+            *([agent] if agent else []),
             f"-Dlog4j2.configurationFile={log4j2_config(self.cfg)}",
             "-cp",
             kafka_classpath(self.cfg),

@@ -123,6 +123,17 @@ def port_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def http_ok(url: str, timeout_s: float = 2.0) -> bool:
+    """True when ``url`` answers HTTP 200 (False on any error)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
 def wait_for(condition: Callable[[], bool], timeout_s: float, every_s: float = 0.25) -> bool:
     """Poll ``condition`` until it holds or the deadline passes."""
     deadline = time.monotonic() + timeout_s

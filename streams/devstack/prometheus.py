@@ -1,17 +1,25 @@
-"""Prometheus from the Debian package, scraping the reconciler worker's metrics endpoint."""
+"""Prometheus from the Debian package: scrapes the reconciler worker, and Kafka and Connect
+through their JMX exporter agents; evaluates the chart's alert rules."""
 
 from __future__ import annotations
 
 import shutil
+import time
+from typing import Any
 
 import httpx
 import yaml
 
-from streams.devstack.config import StackConfig
+from streams.devstack.config import RULES_FILE, StackConfig
 from streams.devstack.errors import StackError
 from streams.devstack.process import Managed, port_open, tail, wait_for
 
 WORKER_JOB = "reconciler"
+KAFKA_JOB = "kafka"
+CONNECT_JOB = "kafka-connect"
+# Targets `stack up` waits for and `stack status` requires healthy (the worker is not part of
+# the stack: its target is shown, and is down while no worker runs).
+STACK_JOBS = (KAFKA_JOB, CONNECT_JOB)
 
 
 class Prometheus:
@@ -28,25 +36,29 @@ class Prometheus:
     def config(self) -> dict[str, object]:
         c = self.cfg
         every = f"{c.scrape_interval_s}s"
-        return {
+
+        def job(name: str, port: int) -> dict[str, object]:
+            return {"job_name": name, "static_configs": [{"targets": [f"{c.host}:{port}"]}]}
+
+        config: dict[str, object] = {
             "global": {"scrape_interval": every, "evaluation_interval": every},
             "scrape_configs": [
-                {
-                    "job_name": WORKER_JOB,
-                    "static_configs": [{"targets": [f"{c.host}:{c.worker_metrics_port}"]}],
-                },
-                {
-                    "job_name": "prometheus",
-                    "static_configs": [{"targets": [f"{c.host}:{c.prometheus_port}"]}],
-                },
+                job(WORKER_JOB, c.worker_metrics_port),
+                job(KAFKA_JOB, c.kafka_metrics_port),
+                job(CONNECT_JOB, c.connect_metrics_port),
+                job("prometheus", c.prometheus_port),
             ],
         }
+        if RULES_FILE.exists():
+            config["rule_files"] = [str(RULES_FILE)]
+        return config
 
     def running(self) -> bool:
         return self.proc.pid() is not None and self._ready()
 
     def start(self) -> None:
         if self.running():
+            self._reload_if_changed()
             return
         binary = shutil.which("prometheus")
         if binary is None:
@@ -77,6 +89,38 @@ class Prometheus:
                 f"Prometheus not ready on {self.cfg.prometheus_url}\n{tail(self.proc.log_file)}",
                 self.proc.log_file,
             )
+
+    def _reload_if_changed(self) -> None:
+        """A running server started with another configuration (ports, jobs): reload it."""
+        text = yaml.safe_dump(self.config(), sort_keys=False)
+        if self.config_file.exists() and self.config_file.read_text() == text:
+            return
+        self.config_file.write_text(text)
+        httpx.post(f"{self.cfg.prometheus_url}/-/reload", timeout=10).raise_for_status()
+
+    def targets(self) -> dict[str, dict[str, Any]]:
+        """Active scrape targets by job: health ("up", "down", "unknown"), lastError…"""
+        body = httpx.get(
+            f"{self.cfg.prometheus_url}/api/v1/targets", params={"state": "active"}, timeout=5
+        ).json()
+        return {t["labels"]["job"]: t for t in body["data"]["activeTargets"]}
+
+    def wait_targets(self, jobs: tuple[str, ...], timeout_s: float) -> None:
+        """Until every job's target has been scraped successfully; StackError naming the
+        failing ones (with Prometheus's lastError) at the deadline."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found = self.targets()
+            bad = {j: found.get(j, {}) for j in jobs if found.get(j, {}).get("health") != "up"}
+            if not bad:
+                return
+            if time.monotonic() > deadline:
+                detail = "; ".join(
+                    f"{j}: {t.get('health', 'missing')} {t.get('lastError', '')}".strip()
+                    for j, t in bad.items()
+                )
+                raise StackError(f"Prometheus scrape targets not healthy: {detail}")
+            time.sleep(0.5)
 
     def stop(self) -> bool:
         return self.proc.stop(timeout_s=30)

@@ -13,7 +13,7 @@ from streams.devstack.jars import ensure_jars, pinned_versions
 from streams.devstack.kafka import Kafka
 from streams.devstack.postgres import DB_NAME, DB_USER, Postgres
 from streams.devstack.process import tree_rss
-from streams.devstack.prometheus import Prometheus
+from streams.devstack.prometheus import STACK_JOBS, WORKER_JOB, Prometheus
 
 CONNECTOR_NAME = "apogee-postgres"
 
@@ -27,6 +27,7 @@ class PartStatus:
     detail: str
     pid: int | None = None
     rss_bytes: int | None = None
+    required: bool = True  # False: shown, but not part of the stack's health (the worker)
 
 
 class Stack:
@@ -61,6 +62,7 @@ class Stack:
             ("connect", self.connect.start),
             ("connector", self._register),
             ("prometheus", self.prometheus.start),
+            ("targets", lambda: self.prometheus.wait_targets(STACK_JOBS, 60)),
         ]
         for name, step in steps:
             t0 = time.monotonic()
@@ -107,11 +109,39 @@ class Stack:
                 self.prometheus.proc.pid(),
                 self.cfg.prometheus_url,
             ),
+            *self._targets(),
         ]
         return parts
 
     def healthy(self) -> bool:
-        return all(p.healthy for p in self.status())
+        return all(p.healthy for p in self.status() if p.required)
+
+    def _targets(self) -> list[PartStatus]:
+        """Prometheus's view of its scrape targets: the JMX exporters of Kafka and Connect
+        must be up; the worker's target is up only while a worker runs."""
+        jobs = (*STACK_JOBS, WORKER_JOB)
+        try:
+            found = self.prometheus.targets()
+        except Exception as exc:
+            return [
+                PartStatus(f"target {job}", False, f"unknown ({type(exc).__name__})")
+                for job in jobs
+            ]
+        parts = []
+        for job in jobs:
+            t = found.get(job)
+            health = t.get("health", "missing") if t else "missing"
+            where = t.get("scrapeUrl", "") if t else "not configured"
+            error = f" ({t['lastError']})" if t and t.get("lastError") else ""
+            parts.append(
+                PartStatus(
+                    f"target {job}",
+                    health == "up",
+                    f"{health} {where}{error}",
+                    required=job != WORKER_JOB,
+                )
+            )
+        return parts
 
     def versions(self) -> dict[str, str]:
         return pinned_versions()

@@ -33,7 +33,11 @@ def test_status_reports_every_part_healthy(services: Services) -> None:
         pytest.skip("status is a process-backend command")
     out = _cli("stack", "status")
     assert out.returncode == 0, out.stdout + out.stderr
-    for part in ("postgres", "kafka", "connect", "connector apogee-postgres", "prometheus"):
+    parts = (
+        "postgres", "kafka", "connect", "connector apogee-postgres", "prometheus",
+        "target kafka ", "target kafka-connect",
+    )  # fmt: skip
+    for part in parts:
         assert any(line.startswith("OK") and part in line for line in out.stdout.splitlines()), part
 
 
@@ -51,7 +55,7 @@ def test_up_twice_is_a_no_op(services: Services) -> None:
 def private_stack(services: Services, tmp_path: Path) -> Iterator[Stack]:
     """A second stack on free ports and its own state dir (jars shared with the main one)."""
     assert services.stack is not None
-    kafka, controller, connect, pg, prom, metrics = free_ports(6)
+    kafka, controller, connect, pg, prom, metrics, kafka_jmx, connect_jmx = free_ports(8)
     cfg = StackConfig(
         state_dir=tmp_path / "state",
         kafka_port=kafka,
@@ -60,6 +64,8 @@ def private_stack(services: Services, tmp_path: Path) -> Iterator[Stack]:
         postgres_port=pg,
         prometheus_port=prom,
         worker_metrics_port=metrics,
+        kafka_metrics_port=kafka_jmx,
+        connect_metrics_port=connect_jmx,
         kafka_heap="256m",
     )
     cfg.state_dir.mkdir(parents=True)

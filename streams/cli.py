@@ -23,6 +23,7 @@ _SUBCOMMANDS: dict[str, str] = {
     "resume": "streams.tools.control:resume",
     "release": "streams.tools.control:release",
     "mapping": "streams.tools.control:mapping",
+    "connector-register": "streams.ops.connector:command",
 }
 
 

@@ -78,7 +78,7 @@ def test_grafana_11_layout_and_panel_types(data: dict[str, Any]) -> None:
     for panel in data["panels"]:
         assert panel["type"] in {"row", "timeseries", "stat"}
         g = panel["gridPos"]
-        assert 0 <= g["x"] and g["x"] + g["w"] <= 24, panel["title"]
+        assert g["x"] >= 0 and g["x"] + g["w"] <= 24, panel["title"]
         mine = {
             (x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])
         }

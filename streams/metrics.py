@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+from schemas.commands import CommandKind
 from schemas.deadletter import DeadLetterReason
 from streams.moodle.client import CALL_OUTCOMES  # the ``outcome`` label of MOODLE_CALLS
 
@@ -152,6 +153,11 @@ SHADOW = Gauge(
 # increment counts in increase()/rate() (a series born at 1 has no earlier sample).
 for _kind in DRIFT_KINDS:
     DRIFT.labels(_kind)
+for _change in ("add", "remove"):
+    COMMIT_TO_APPLIED.labels(_change)
+for _command in CommandKind:
+    for _applied in ("applied", "rejected", "parked", "deferred", "held"):
+        APPLIED.labels(_command.value, _applied)
 for _reason in DeadLetterReason:
     DEAD_LETTERS.labels(_reason.value)
 for _function in ("enrol_manual_enrol_users", "enrol_manual_unenrol_users"):

@@ -37,13 +37,15 @@ class Prometheus:
         c = self.cfg
         every = f"{c.scrape_interval_s}s"
 
-        def job(name: str, port: int) -> dict[str, object]:
-            return {"job_name": name, "static_configs": [{"targets": [f"{c.host}:{port}"]}]}
+        def job(name: str, port: int, path: str = "/metrics") -> dict[str, object]:
+            targets = [{"targets": [f"{c.host}:{port}"]}]
+            return {"job_name": name, "metrics_path": path, "static_configs": targets}
 
         config: dict[str, object] = {
             "global": {"scrape_interval": every, "evaluation_interval": every},
             "scrape_configs": [
                 job(WORKER_JOB, c.worker_metrics_port),
+                job(f"{WORKER_JOB}-faust", c.worker_metrics_port, "/metrics/faust"),
                 job(KAFKA_JOB, c.kafka_metrics_port),
                 job(CONNECT_JOB, c.connect_metrics_port),
                 job("prometheus", c.prometheus_port),

@@ -274,7 +274,8 @@ PANELS: dict[str, tuple[Spec, ...]] = {
                     "max by (name) (debezium_metrics_RemainingTableCount)",
                     "{{name}} tables left",
                 ),
-                _q("sum by (name) (debezium_metrics_RowsScanned)", "{{name}} rows scanned"),
+                # (RowsScanned per table exists only while Connect has run a snapshot)
+                _q("max by (name) (debezium_metrics_TotalTableCount)", "{{name}} tables"),
             ),
             kind="stat",
             width=6,

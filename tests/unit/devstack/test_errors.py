@@ -30,7 +30,13 @@ def test_port_taken_names_the_port_and_the_setting(tmp_path: Path) -> None:
 
 
 def test_java_missing_is_reported(tmp_path: Path) -> None:
-    cfg = _cfg(tmp_path, java="/nonexistent/bin/java", kafka_port=1, controller_port=2)
+    cfg = _cfg(
+        tmp_path,
+        java="/nonexistent/bin/java",
+        kafka_port=1,
+        controller_port=2,
+        kafka_metrics_port=3,
+    )
     with pytest.raises(StackError, match=r"Java .* not found.*Java 17"):
         Kafka(cfg).start()
 

@@ -216,7 +216,9 @@ def audit_latencies(bootstrap: str, topic: str, since_ms: int) -> list[float]:
             for p in meta.partitions
         }
         c.assign([tp for tp in starts if tp.offset >= 0])
-        left = {tp.partition: ends[tp.partition] for tp in starts if 0 <= tp.offset < ends[tp.partition]}
+        left = {
+            tp.partition: ends[tp.partition] for tp in starts if 0 <= tp.offset < ends[tp.partition]
+        }
         out: list[float] = []
         deadline = time.monotonic() + 120
         while left and time.monotonic() < deadline:

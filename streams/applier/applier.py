@@ -33,14 +33,15 @@ from schemas.course_events import (
     CourseMeta,
     ForeignEnrolment,
 )
-from schemas.enrolment import EnrolmentTuple
+from schemas.enrolment import EnrolmentTuple, LedgerEntry
 from streams import metrics
 from streams.applier.gateway import MoodleGateway
+from streams.applier.overlay import Overlay, applied_entry, foreign_entry
 from streams.applier.parking import Parking, ParkReason
 from streams.applier.ports import CourseState, Outbox
 from streams.applier.schedule import Schedule
 from streams.domain.guard import PlannedRemoval
-from streams.domain.ledger import owned_active, recent_removals
+from streams.domain.ledger import CourseLedger, owned_active, recent_removals
 from streams.domain.plan import CoursePlan, GlobalLoad, admit_global, plan
 from streams.domain.policy import Approvals, PlanPolicy
 from streams.moodle import Enrolment, ItemOutcome, MoodleError, Status, Unenrolment
@@ -104,6 +105,7 @@ class Applier:
         self.config = config
         self.schedule = Schedule()
         self.parking = Parking()
+        self.overlay = Overlay()
         self.held: dict[str, int] = {}
         self._held_users: dict[str, set[str]] = {}
         self._load: dict[str, tuple[int, int]] = {}
@@ -122,8 +124,14 @@ class Applier:
         self.schedule.mark(course)
 
     def folded(self, course: str) -> None:
-        """The course agent folded results the applier published for ``course``."""
-        self.schedule.folded(course)
+        """The results agent folded results the applier published for ``course``."""
+        self.overlay.folded(course)
+
+    def _meta(self, course: str) -> CourseMeta | None:
+        return self.overlay.meta(course, self.state.meta(course))
+
+    def _ledger(self, course: str) -> CourseLedger:
+        return self.overlay.ledger(self.state.ledger(course))
 
     def sweep(self) -> int:
         """Plan every course this worker owns (after start or a rebalance)."""
@@ -135,6 +143,7 @@ class Applier:
         """Partitions are being revoked: start no cycle, forget what was queued."""
         self._active.clear()
         self.schedule.clear()
+        self.overlay.clear()
 
     def resume(self) -> None:
         self._active.set()
@@ -187,9 +196,9 @@ class Applier:
             for course in courses:
                 self._retry_later(course)
         finally:
+            del published
             for course in courses:
-                if course not in published:
-                    self.schedule.release(course)
+                self.schedule.release(course)
             self._slots.release()
             self._gauges()
 
@@ -200,7 +209,7 @@ class Applier:
         adopt: list[str] = []
         ready: list[tuple[str, CourseMeta]] = []
         for course in courses:
-            meta = self.state.meta(course)
+            meta = self._meta(course)
             if meta is None or meta.paused or self.parking.course_blocked(course, now_m):
                 continue
             if meta.moodle_course_id is None:
@@ -234,7 +243,7 @@ class Applier:
             log.warning("adopting %s failed: %s", course, exc)
             self._retry_later(course)
             return None
-        ledger = self.state.ledger(course)
+        ledger = self._ledger(course)
         foreign = tuple(
             ForeignEnrolment(
                 found.user,
@@ -245,11 +254,15 @@ class Applier:
             if found.user is not None and found.user not in ledger.entries
         )
         self.parking.unpark_course(course)
-        await self.outbox.publish(
-            CourseAdopted(
-                course=course, moodle_course_id=moodle_id, foreign=foreign, at=self._wall()
-            )
+        at = self._wall()
+        self.overlay.adopted(
+            CourseMeta(course, moodle_id, at),
+            [foreign_entry(course, found, moodle_id, at) for found in foreign],
         )
+        await self.outbox.publish(
+            CourseAdopted(course=course, moodle_course_id=moodle_id, foreign=foreign, at=at)
+        )
+        self.schedule.mark(course)  # planned in the next cycle, against the overlay
         log.info(
             "adopted %s (Moodle id %d): %d foreign enrolment(s)", course, moodle_id, len(foreign)
         )
@@ -262,7 +275,7 @@ class Applier:
         since = now - policy.guard.window
         plans: list[CoursePlan] = []
         for course, meta in ready:
-            desired, ledger = self.state.desired(course), self.state.ledger(course)
+            desired, ledger = self.state.desired(course), self._ledger(course)
             approvals = Approvals(
                 {course: meta.approved_at} if meta.approved_at else {}, everywhere.approved_at
             )
@@ -301,7 +314,7 @@ class Applier:
         for p in plans:
             moodle_course_id = metas[p.course].moodle_course_id
             assert moodle_course_id is not None
-            ledger = self.state.ledger(p.course) if p.commands else None
+            ledger = self._ledger(p.course) if p.commands else None
             for command in p.commands:
                 if self.parking.user_blocked(p.course, command.user, now_m):
                     continue
@@ -373,6 +386,7 @@ class Applier:
         if records:
             await self.outbox.audit(records)
         for course, items in applied.items():
+            self.overlay.applied(course, self._entries(course, items, at))
             await self.outbox.publish(
                 CommandsApplied(
                     course=course,
@@ -387,6 +401,24 @@ class Applier:
             self.last_apply = at
             metrics.LAST_APPLY.set(at.timestamp())
         return set(applied)
+
+    def _entries(self, course: str, items: list[_Work], at: datetime) -> list[LedgerEntry]:
+        """What the results agent will write for these applied commands."""
+        ledger = self._ledger(course)
+        entries = []
+        for w in items:
+            try:
+                entry = applied_entry(
+                    ledger.entries.get(w.command.user),
+                    w.command,
+                    at,
+                    w.moodle_user_id,
+                    w.moodle_course_id,
+                )
+            except ValueError:  # released to someone else meanwhile: not ours now
+                continue
+            entries.append(entry)
+        return entries
 
     def _record(
         self, w: _Work, outcome: Outcome, at: datetime, error: MoodleError | None = None

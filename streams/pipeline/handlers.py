@@ -136,7 +136,7 @@ class StudentView:
             self._reject(decoded.reason, decoded.detail, where, key, value, table)
             return
         if isinstance(decoded, Tombstone):
-            metrics.CDC_EVENTS.labels(table, "tombstone", "ignored").inc()
+            metrics.child(metrics.CDC_EVENTS, table, "tombstone", "ignored").inc()
             return
         op = _op(value)
         try:
@@ -153,7 +153,7 @@ class StudentView:
             )
             return
         outcome = "folded" if effects is not None else "duplicate"
-        metrics.CDC_EVENTS.labels(table, op, outcome).inc()
+        metrics.child(metrics.CDC_EVENTS, table, op, outcome).inc()
         if effects:
             self._send(effects)
 
@@ -166,8 +166,8 @@ class StudentView:
         value: bytes | None,
         table: str,
     ) -> None:
-        metrics.CDC_EVENTS.labels(table[:40], "?", "dead_letter").inc()
-        metrics.DEAD_LETTERS.labels(reason.value).inc()
+        metrics.child(metrics.CDC_EVENTS, table[:40], "?", "dead_letter").inc()
+        metrics.child(metrics.DEAD_LETTERS, reason.value).inc()
         self.reject(dead_letter(reason, detail, where, key, value))
 
     def _fold(self, changes: tuple[Any, ...]) -> list[Effect] | None:

@@ -304,9 +304,19 @@ def main() -> None:
     run_id = uuid.uuid4().hex[:8]
     work = args.workdir / run_id
     work.mkdir(parents=True, exist_ok=True)
+    # Remove an earlier run's rows, then wait until Debezium has published the deletes (a
+    # marker row committed after them): the worker starts at the end of the CDC topics.
+    individu = f"{TopicNames().cdc_prefix}individu"
+    since = end_offsets_now(bootstrap, individu)
+    marker = BASE - 1
     with psycopg.connect(dsn) as conn, conn.transaction():
         for statement in CLEAN:
-            conn.execute(statement, {"lo": BASE, "hi": BASE + 9_999_999})
+            conn.execute(statement, {"lo": BASE - 1, "hi": BASE + 9_999_999})
+        conn.execute(
+            "INSERT INTO apogee.individu (cod_ind, lib_nom_pat_ind) VALUES (%s, 'MARK')", (marker,)
+        )
+    if not wait_for_key(bootstrap, individu, {"cod_ind": marker}, since, 600):
+        raise SystemExit("Debezium did not capture the cleanup within 10 min")
     (work / "seed.json").write_text(json.dumps(seed(args.students, args.courses)))
     emu_port, http_port = _free(), _free()
     emulator = children.emulator(

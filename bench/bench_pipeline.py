@@ -41,7 +41,10 @@ import psycopg
 from confluent_kafka import Consumer, TopicPartition
 
 from streams.applier.gateway import REQUIRED_CAPABILITIES
+from streams.demo.capture import end_offsets as end_offsets_now
+from streams.demo.capture import wait_for_key
 from streams.devstack import Stack, children
+from streams.kafka.settings import TopicNames
 from streams.moodle import MoodleClient, MoodleSettings
 from streams.workload.oracle import compare, expected_enrolments, moodle_enrolments
 

@@ -294,6 +294,12 @@ def main() -> None:
     parser.add_argument("--elements", type=int, default=25)
     parser.add_argument("--profile", default="instant", choices=["instant", "calibrated"])
     parser.add_argument("--workers", type=int, default=4, help="PHP workers of the emulator")
+    parser.add_argument(
+        "--steady-profile",
+        default="calibrated",
+        choices=["instant", "calibrated"],
+        help="emulator cost profile for the steady phase (switched after the load)",
+    )
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--store", default="rocksdb", choices=["rocksdb", "memory"])
@@ -377,6 +383,10 @@ def main() -> None:
             )
         ]
         check = asyncio.run(_check(emu_port, dsn, args.students, sample))
+        httpx.post(
+            f"http://127.0.0.1:{emu_port}/_emulator/server",
+            json={"profile": args.steady_profile, "workers": args.workers},
+        ).raise_for_status()
         calls_before = httpx.get(f"http://127.0.0.1:{emu_port}/_emulator/stats").json()["calls"]
         changelogs = [f"{app_id}-{t}-changelog" for t in CHANGELOGS]
         offsets_before = end_offsets(bootstrap, changelogs)
@@ -411,6 +421,7 @@ def main() -> None:
             "moodle_matches_sql_on_sample": check,
             "rss_mb_after_load": round(rss_load / 2**20),
             "rss_mb_peak": round(max([*sampler.samples, rss_load]) / 2**20),
+            "steady_profile": args.steady_profile,
             "steady_rate_per_s": args.rate,
             "steady_changes": changes,
             "latency_s": quantiles(latencies),
@@ -455,7 +466,10 @@ def _table(r: dict[str, Any]) -> None:
         ),
         ("  check", r["moodle_matches_sql_on_sample"]),
         ("worker RSS", f"{r['rss_mb_after_load']} MB after load, {r['rss_mb_peak']} MB peak"),
-        (f"steady {r['steady_rate_per_s']:g} changes/s", f"{r['steady_changes']} changes"),
+        (
+            f"steady {r['steady_rate_per_s']:g} changes/s",
+            f"{r['steady_changes']} changes, emulator {r['steady_profile']}",
+        ),
         ("  commit→applied", f"p50 {lat['p50']} s, p95 {lat['p95']} s, p99 {lat['p99']} s"),
         ("  Moodle calls / change", str(r["moodle_calls_per_change"])),
         (

@@ -33,7 +33,7 @@ from schemas.course_events import (
     CourseMeta,
     ForeignEnrolment,
 )
-from schemas.enrolment import EnrolmentTuple, LedgerEntry
+from schemas.enrolment import EnrolmentStatus, EnrolmentTuple, LedgerEntry
 from streams import metrics
 from streams.applier.gateway import MoodleGateway
 from streams.applier.overlay import Overlay, applied_entry, foreign_entry
@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Applier", "ApplierConfig"]
 
+Scoped = tuple[str, frozenset[str] | None]
+"""A course to plan, with the users to plan there (None: all of it)."""
 Clock = Callable[[], float]
 WallClock = Callable[[], datetime]
 
@@ -71,6 +73,7 @@ class ApplierConfig:
     max_courses_per_cycle: int = 500
     cycles_in_flight: int = 4
     linger_s: float = 0.05
+    shadow: bool = False  # plan and read Moodle, never write
 
 
 @dataclass
@@ -106,6 +109,7 @@ class Applier:
         self.schedule = Schedule()
         self.parking = Parking()
         self.overlay = Overlay()
+        self._shadowed: dict[tuple[str, str], tuple[CommandKind, EnrolmentTuple]] = {}
         self.held: dict[str, int] = {}
         self._held_users: dict[str, set[str]] = {}
         self._load: dict[str, tuple[int, int]] = {}
@@ -120,8 +124,9 @@ class Applier:
         self.latencies: deque[float] = deque(maxlen=10_000)  # additions, for /status
 
     # -- signals from the course agent ---------------------------------------------------------
-    def mark(self, course: str) -> None:
-        self.schedule.mark(course)
+    def mark(self, course: str, users: Iterable[str] | None = None) -> None:
+        """Plan ``course`` soon: only ``users`` when the change only added members to it."""
+        self.schedule.mark(course, users)
 
     def folded(self, course: str) -> None:
         """The results agent folded results the applier published for ``course``."""
@@ -132,6 +137,10 @@ class Applier:
 
     def _ledger(self, course: str) -> CourseLedger:
         return self.overlay.ledger(self.state.ledger(course))
+
+    def _ledger_for(self, course: str, users: Iterable[str]) -> CourseLedger:
+        wanted = frozenset(users)
+        return self.overlay.ledger(self.state.ledger_for(course, wanted), wanted)
 
     def sweep(self) -> int:
         """Plan every course this worker owns (after start or a rebalance)."""
@@ -171,21 +180,21 @@ class Applier:
             for task in list(self._cycles):
                 task.cancel()
 
-    async def _next_courses(self) -> list[str]:
+    async def _next_courses(self) -> list[Scoped]:
         limit = self.config.max_courses_per_cycle
         while True:
             await self._active.wait()
             now = self._clock()
-            courses = self.schedule.take(now, limit)
+            courses = self.schedule.take_scoped(now, limit)
             if courses:
                 if len(courses) < limit and self.config.linger_s:
                     await asyncio.sleep(self.config.linger_s)  # let a burst gather
-                    courses += self.schedule.take(self._clock(), limit - len(courses))
+                    courses += self.schedule.take_scoped(self._clock(), limit - len(courses))
                 return courses
             self._gauges()
             await self.schedule.wait(now, 1.0)
 
-    async def _guarded(self, courses: list[str]) -> None:
+    async def _guarded(self, courses: list[Scoped]) -> None:
         published: set[str] = set()
         try:
             published = await self.cycle(courses)
@@ -193,32 +202,34 @@ class Applier:
             raise
         except Exception:
             log.exception("reconcile cycle failed for %d course(s); retrying later", len(courses))
-            for course in courses:
+            for course, _ in courses:
                 self._retry_later(course)
         finally:
             del published
-            for course in courses:
+            for course, _ in courses:
                 self.schedule.release(course)
             self._slots.release()
             self._gauges()
 
     # -- one cycle -----------------------------------------------------------------------------
-    async def cycle(self, courses: Sequence[str]) -> set[str]:
-        """Reconcile these courses once; returns those whose results were published."""
+    async def cycle(self, courses: Sequence[str | Scoped]) -> set[str]:
+        """Reconcile these courses once (a course alone: all of it; with users: only them);
+        returns those whose results were published."""
         now_m, now = self._clock(), self._wall()
         adopt: list[str] = []
-        ready: list[tuple[str, CourseMeta]] = []
-        for course in courses:
+        ready: list[tuple[str, CourseMeta, frozenset[str] | None]] = []
+        for item in courses:
+            course, scope = (item, None) if isinstance(item, str) else item
             meta = self._meta(course)
             if meta is None or meta.paused or self.parking.course_blocked(course, now_m):
                 continue
             if meta.moodle_course_id is None:
                 adopt.append(course)
             else:
-                ready.append((course, meta))
+                ready.append((course, meta, scope))
         published = {c for c in await asyncio.gather(*map(self._adopt, adopt)) if c}
         plans = self._plans(ready, now)
-        work = self._work(plans, {c: m for c, m in ready}, now_m)
+        work = self._work(plans, {c: m for c, m, _ in ready}, now_m)
         await self._resolve_users(work, now_m)
         sendable = [w for w in work if w.moodle_user_id is not None and w.role_id is not None]
         published |= await self._apply(sendable, now)
@@ -269,11 +280,17 @@ class Applier:
         return course
 
     # -- planning ------------------------------------------------------------------------------
-    def _plans(self, ready: Sequence[tuple[str, CourseMeta]], now: datetime) -> list[CoursePlan]:
+    def _plans(
+        self, ready: Sequence[tuple[str, CourseMeta, frozenset[str] | None]], now: datetime
+    ) -> list[CoursePlan]:
         policy = self.config.policy
         everywhere = self.state.everywhere()
         plans: list[CoursePlan] = []
-        for course, meta in ready:
+        partial: list[CoursePlan] = []
+        for course, meta, scope in ready:
+            if scope is not None:
+                partial.append(self._plan_users(course, scope, now))
+                continue
             desired, ledger = self.state.desired(course), self._ledger(course)
             approvals = Approvals(
                 {course: meta.approved_at} if meta.approved_at else {}, everywhere.approved_at
@@ -291,7 +308,20 @@ class Applier:
         plans = list(admit_global(plans, load, policy, Approvals({}, everywhere.approved_at)))
         for p in plans:
             self._note_held(p, now)
-        return plans
+        return plans + partial
+
+    def _plan_users(self, course: str, users: frozenset[str], now: datetime) -> CoursePlan:
+        """Plan only ``users`` of ``course``: members the last changes added (every entry of
+        theirs present). Reading a few entries instead of the whole course is what keeps an
+        initial load linear: a course of 200 would otherwise be decoded whole at each of its
+        200 additions. Additions never wait nor pass the guard; should the plan still contain
+        a removal, the whole course is planned instead."""
+        desired = self.state.desired_for(course, users)
+        p = plan(desired, self._ledger_for(course, users), self.config.policy, now)
+        if p.removals or p.held or p.next_due is not None:
+            self.schedule.mark(course)
+            return CoursePlan(course, p.additions)
+        return p
 
     def _note_load(self, course: str, ledger: CourseLedger, now: datetime) -> None:
         """The course's share of the global guard's load and population (kept current after
@@ -319,7 +349,8 @@ class Applier:
         for p in plans:
             moodle_course_id = metas[p.course].moodle_course_id
             assert moodle_course_id is not None
-            ledger = self._ledger(p.course) if p.commands else None
+            users = {c.user for c in p.commands}
+            ledger = self._ledger_for(p.course, users) if users else None
             for command in p.commands:
                 if self.parking.user_blocked(p.course, command.user, now_m):
                     continue
@@ -362,6 +393,9 @@ class Applier:
     async def _apply(self, work: Sequence[_Work], now: datetime) -> set[str]:
         if not work:
             return set()
+        if self.config.shadow:
+            await self._shadow(work)
+            return set()
         enrols = [w for w in work if w.command.kind is not CommandKind.UNENROL]
         unenrols = [w for w in work if w.command.kind is CommandKind.UNENROL]
         outcomes: list[tuple[_Work, ItemOutcome[object]]] = []
@@ -392,7 +426,6 @@ class Applier:
             await self.outbox.audit(records)
         for course, items in applied.items():
             self.overlay.applied(course, self._entries(course, items, at))
-            self._note_load(course, self._ledger(course), at)
             await self.outbox.publish(
                 CommandsApplied(
                     course=course,
@@ -408,9 +441,26 @@ class Applier:
             metrics.LAST_APPLY.set(at.timestamp())
         return set(applied)
 
+    async def _shadow(self, work: Sequence[_Work]) -> None:
+        """Shadow mode: what would have been sent goes to the shadow topic, once per change
+        (a course is planned again and again while nothing is applied), and the ledger stays
+        as it is, so turning shadow mode off starts from the same state."""
+        at = self._wall()
+        records = []
+        for w in work:
+            key, change = (w.course, w.command.user), (w.command.kind, w.command.enrolment)
+            if self._shadowed.get(key) == change:
+                continue
+            self._shadowed[key] = change
+            records.append(self._record(w, Outcome.DRY_RUN, at))
+            metrics.child(metrics.APPLIED, w.command.kind.value, "shadow").inc()
+        if records:
+            await self.outbox.shadow(records)
+
     def _entries(self, course: str, items: list[_Work], at: datetime) -> list[LedgerEntry]:
-        """What the results agent will write for these applied commands."""
-        ledger = self._ledger(course)
+        """What the results agent will write for these applied commands; the course's share of
+        the global guard follows them (a course is not planned again when results fold)."""
+        ledger = self._ledger_for(course, (w.command.user for w in items))
         entries = []
         for w in items:
             try:
@@ -424,7 +474,20 @@ class Applier:
             except ValueError:  # released to someone else meanwhile: not ours now
                 continue
             entries.append(entry)
+        self._note_applied(course, ledger, entries, at)
         return entries
+
+    def _note_applied(
+        self, course: str, before: CourseLedger, after: list[LedgerEntry], at: datetime
+    ) -> None:
+        recent, base = self._load.get(course, (0, 0))
+        for entry in after:
+            old = before.entries.get(entry.user)
+            base += _owned_active(entry) - (old is not None and _owned_active(old))
+            removed = entry.owned and entry.status is not EnrolmentStatus.ACTIVE
+            was_removed = old is not None and old.owned and old.status is not EnrolmentStatus.ACTIVE
+            recent += removed and entry.approved_at is None and not was_removed
+        self._load[course] = (recent, base)
 
     def _record(
         self, w: _Work, outcome: Outcome, at: datetime, error: MoodleError | None = None
@@ -516,6 +579,10 @@ class Applier:
             metrics.PARKED.labels(reason.value).set(counts.get(reason.value, 0))
         pacing = self.moodle.client.pacing()
         metrics.PACING_RATE.set(pacing.rate_per_s)
+
+
+def _owned_active(entry: LedgerEntry) -> int:
+    return int(entry.owned and entry.status is EnrolmentStatus.ACTIVE)
 
 
 def _enrol_row(w: _Work) -> Enrolment:

@@ -13,6 +13,7 @@ against the older ledger re-sends full tuples, which Moodle ignores.
 
 from __future__ import annotations
 
+from collections.abc import Set
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -105,11 +106,15 @@ class Overlay:
             adopted_at=pending.meta.adopted_at,
         )
 
-    def ledger(self, stored: CourseLedger) -> CourseLedger:
+    def ledger(self, stored: CourseLedger, users: Set[str] | None = None) -> CourseLedger:
+        """``stored`` with the pending entries on top (only those of ``users`` if given)."""
         pending = self._courses.get(stored.course)
         if pending is None or not pending.entries:
             return stored
-        return CourseLedger(stored.course, {**stored.entries, **pending.entries})
+        extra = pending.entries
+        if users is not None:
+            extra = {u: e for u, e in extra.items() if u in users}
+        return CourseLedger(stored.course, {**stored.entries, **extra})
 
     def clear(self) -> None:
         self._courses.clear()

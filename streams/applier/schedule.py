@@ -2,9 +2,9 @@
 
 Level-triggered (controller-runtime's work queue): a course is only a key here, marking it
 twice while it waits is marking it once, and the applier reads the course's state when it
-gets to it. A course taken by a cycle is *busy* until the cycle ends or, when the cycle sent
-results, until the course agent has folded them into the ledger: it is never planned twice at
-once, nor against a stale ledger.
+gets to it. A course taken by a cycle is *busy* until the cycle ends, so it is never planned
+twice at once. A change that only adds members marks just their users: the cycle then plans
+those users, not the whole course (see the applier).
 """
 
 from __future__ import annotations
@@ -19,14 +19,21 @@ __all__ = ["Schedule"]
 
 class Schedule:
     def __init__(self) -> None:
-        self._dirty: dict[str, None] = {}  # insertion-ordered set: oldest first
+        # Insertion-ordered: oldest first. The value is the users whose entries changed (an
+        # addition-only change: only they need planning), or None: plan the whole course.
+        self._dirty: dict[str, set[str] | None] = {}
         self._timers: list[tuple[float, str]] = []
         self._in_flight: set[str] = set()
         self._wake = asyncio.Event()
 
-    def mark(self, course: str) -> None:
-        """Reconcile ``course`` as soon as possible."""
-        self._dirty[course] = None
+    def mark(self, course: str, users: Iterable[str] | None = None) -> None:
+        """Reconcile ``course`` as soon as possible: only ``users`` (when given), or all of it."""
+        if users is None:
+            self._dirty[course] = None
+        elif course not in self._dirty:
+            self._dirty[course] = set(users)
+        elif (scope := self._dirty[course]) is not None:
+            scope.update(users)
         if course not in self._in_flight:
             self._wake.set()
 
@@ -45,11 +52,6 @@ class Schedule:
         if course in self._dirty:
             self._wake.set()
 
-    def folded(self, course: str) -> None:
-        """The course agent folded the results: plan the course again."""
-        self._in_flight.discard(course)
-        self.mark(course)
-
     def forget(self, courses: Iterable[str]) -> None:
         """Courses no longer ours (partitions revoked)."""
         gone = set(courses)
@@ -65,16 +67,22 @@ class Schedule:
         self._timers.clear()
 
     def take(self, now: float, limit: int) -> list[str]:
-        """Up to ``limit`` courses ready now (dirty or due, not busy), oldest first; they are
-        busy until :meth:`release` or :meth:`folded`."""
+        """:meth:`take_scoped`, courses only (each planned whole)."""
+        return [course for course, _ in self.take_scoped(now, limit)]
+
+    def take_scoped(self, now: float, limit: int) -> list[tuple[str, frozenset[str] | None]]:
+        """Up to ``limit`` courses ready now (dirty or due, not busy), oldest first, each with
+        the users to plan (None: the whole course); busy until :meth:`release`."""
         while self._timers and self._timers[0][0] <= now:
             _, course = heapq.heappop(self._timers)
             self._dirty[course] = None
         ready = [c for c in self._dirty if c not in self._in_flight][:limit]
+        taken = []
         for course in ready:
-            del self._dirty[course]
+            scope = self._dirty.pop(course)
             self._in_flight.add(course)
-        return ready
+            taken.append((course, None if scope is None else frozenset(scope)))
+        return taken
 
     def next_timer(self) -> float | None:
         return self._timers[0][0] if self._timers else None

@@ -121,6 +121,7 @@ class Pipeline:
         self.course_results = self.app.topic(topics.course_results(app_id), partitions=parts, **raw)
         self.control = self.app.topic(config.topics.control, partitions=parts, **raw)
         self.audit_topic = self.app.topic(config.topics.audit, **raw)
+        self.shadow_topic = self.app.topic(config.topics.shadow, **raw)
         self.dlq = self.app.topic(config.topics.deadletter, **raw)
 
     def _tables(self, partitions: int) -> None:
@@ -309,6 +310,12 @@ class _Outbox:
                 key=record.command.course.encode(), value=record.model_dump_json().encode()
             )
 
+    async def shadow(self, records: Sequence[AuditRecord]) -> None:
+        for record in records:
+            self.pipeline.shadow_topic.send_soon(
+                key=record.command.course.encode(), value=record.model_dump_json().encode()
+            )
+
 
 def _applier_config(w: WorkerSettings) -> ApplierConfig:
     return ApplierConfig(
@@ -318,4 +325,5 @@ def _applier_config(w: WorkerSettings) -> ApplierConfig:
         retry_cap_s=w.retry_cap_s,
         max_courses_per_cycle=w.max_courses_per_cycle,
         cycles_in_flight=w.cycles_in_flight,
+        shadow=w.shadow,
     )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -59,7 +59,7 @@ def _now() -> datetime:
 class AppliedSignals(Protocol):
     """What the course agent tells the applier."""
 
-    def mark(self, course: str) -> None: ...
+    def mark(self, course: str, users: Iterable[str] | None = None) -> None: ...
 
     def folded(self, course: str) -> None: ...
 
@@ -275,14 +275,16 @@ class CourseView:
                 current[(user, role)] = entry
         changes = [CourseChange(course, c.role, c.fact, c.asserted) for c in event.changes]
         updated = apply_changes(CourseDesired(course, current), changes, self.clock())
-        dirty = False
-        for member, entry in updated.entries.items():
-            if current.get(member) is not entry:
-                self.tables.put_desired(entry)
-                dirty = True
+        changed = [e for m, e in updated.entries.items() if current.get(m) is not e]
+        for entry in changed:
+            self.tables.put_desired(entry)
         if self.tables.meta(course) is None:
             self.tables.put_meta(CourseMeta(course))
-        if dirty:
+        if not changed:
+            return
+        if all(entry.present for entry in changed):  # only members added: plan just them
+            self.applier.mark(course, {entry.user for entry in changed})
+        else:  # a membership ended: grace window and guard need the whole course
             self.applier.mark(course)
 
     # -- results → ledger ----------------------------------------------------------------

@@ -83,6 +83,23 @@ class CourseTables:
             entries[entry.user] = entry
         return CourseLedger(course, entries)
 
+    def desired_for(self, course: str, users: Iterable[str]) -> CourseDesired:
+        """Only these users' entries (every role of theirs): one short scan per user."""
+        entries = {}
+        for user in users:
+            for _, raw in scan_prefix(self.desired_table, f"{course}{SEP}{user}{SEP}"):
+                entry = decode_desired(raw)
+                entries[(entry.user, entry.role)] = entry
+        return CourseDesired(course, entries)
+
+    def ledger_for(self, course: str, users: Iterable[str]) -> CourseLedger:
+        entries = {}
+        for user in users:
+            raw = self.ledger_table.get(ledger_key(course, user))
+            if raw is not None:
+                entries[user] = decode_ledger(raw)
+        return CourseLedger(course, entries)
+
     def meta(self, course: str) -> CourseMeta | None:
         raw = self.courses_table.get(course.encode())
         return None if raw is None else decode_meta(raw)

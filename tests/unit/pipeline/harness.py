@@ -67,12 +67,15 @@ class Clock:
 
 
 class Loop:
-    def __init__(self, url: str, policy: PlanPolicy | None = None, **moodle: Any) -> None:
+    def __init__(
+        self, url: str, policy: PlanPolicy | None = None, shadow: bool = False, **moodle: Any
+    ) -> None:
         self.clock = Clock()
         self.students: dict[bytes, bytes] = {}
         self.tables = CourseTables({}, {}, {}, {})
         self.dead_letters: list[DeadLetterRecord] = []
         self.audits: list[AuditRecord] = []
+        self.shadowed: list[AuditRecord] = []
         self.events: list[CourseEvent] = []
         settings = MoodleSettings.model_validate(
             {
@@ -86,7 +89,7 @@ class Loop:
             }
         )
         self.client = MoodleClient(settings)
-        config = ApplierConfig(policy=policy or PlanPolicy(), linger_s=0)
+        config = ApplierConfig(policy=policy or PlanPolicy(), linger_s=0, shadow=shadow)
         self.applier = Applier(
             self.tables,
             self,
@@ -125,6 +128,9 @@ class Loop:
     async def audit(self, records: Sequence[AuditRecord]) -> None:
         self.audits.extend(records)
 
+    async def shadow(self, records: Sequence[AuditRecord]) -> None:
+        self.shadowed.extend(records)
+
     # -- driving ---------------------------------------------------------------------------------
     def feed(self, db: Db) -> None:
         """Hand every record the simulated connector emitted since the last feed."""
@@ -139,11 +145,11 @@ class Loop:
     async def settle(self, rounds: int = 20) -> int:
         """Run cycles until nothing is ready at the current (fake) time; returns cycles run."""
         for n in range(rounds):
-            courses = self.applier.schedule.take(self.clock.mono(), 10_000)
+            courses = self.applier.schedule.take_scoped(self.clock.mono(), 10_000)
             if not courses:
                 return n
             await self.applier.cycle(courses)
-            for course in courses:
+            for course, _ in courses:
                 self.applier.schedule.release(course)
         raise AssertionError(f"not settled after {rounds} cycles")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -383,3 +384,59 @@ async def test_the_global_guard_counts_what_was_applied_since_a_course_was_last_
     assert loop.applier.held.get("2026-INF101") == 0
     roster = await loop.roster("2026-INF101")
     assert sorted(u for u, s in roster.items() if s == "suspended") == [etu(1), etu(2)]
+
+
+async def test_shadow_mode_writes_nothing_then_converges_when_turned_off(
+    emulator: RunningEmulator,
+) -> None:
+    shadow = Loop(emulator.url, GRACE, shadow=True)
+    db = Db()
+    student(db, 1)
+    student(db, 2)
+    shadow.feed(db)
+    await shadow.settle()
+    await shadow.later(60)  # planned again: still nothing written, nothing shadowed twice
+    writes = {
+        f: n for f, n in emulator.emulator.stats.by_function.items() if f.startswith("enrol_manual")
+    }
+    assert writes == {}
+    assert await shadow.roster("2026-INF101") == {}
+    assert sorted(r.command.user for r in shadow.shadowed) == [etu(1), etu(2)]
+    assert {r.outcome for r in shadow.shadowed} == {Outcome.DRY_RUN}
+    assert shadow.shadowed[0].command.facts[0].provenance[0].table == "IND_CONTRAT_ELP"
+    await shadow.close()
+
+    live = Loop(emulator.url, GRACE)  # the same tables, shadow mode off: no replay
+    live.tables, live.students = shadow.tables, shadow.students
+    live.applier.state = shadow.tables
+    live.courses.tables = shadow.tables
+    live.applier.sweep()
+    await live.settle()
+    assert await live.roster("2026-INF101") == {etu(1): "active", etu(2): "active"}
+    await live.close()
+
+
+async def test_additions_plan_only_the_added_users_removals_the_whole_course(loop: Loop) -> None:
+    whole: list[str] = []
+    read_whole = loop.tables.desired
+
+    def counted(course: str) -> Any:
+        whole.append(course)
+        return read_whole(course)
+
+    loop.tables.desired = counted  # type: ignore[method-assign]
+    db = Db()
+    student(db, 1)
+    loop.feed(db)
+    await loop.settle()
+    whole.clear()
+    for i in (2, 3, 4):
+        student(db, i)
+        loop.feed(db)
+        await loop.settle()
+    assert whole == [], "additions read only the added users' entries"
+    assert len(await loop.roster("2026-INF101")) == 4
+    drop(db, 2, "INF101")
+    loop.feed(db)
+    await loop.settle()
+    assert whole == ["2026-INF101"], "a removal plans the whole course (grace, guard)"

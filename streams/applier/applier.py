@@ -302,10 +302,11 @@ class Applier:
             )
             plans.append(_without_rejected(course_plan, rejected))
             self._note_load(course, ledger, now)
-        load = GlobalLoad(
-            sum(r for r, _ in self._load.values()), sum(b for _, b in self._load.values())
-        )
-        plans = list(admit_global(plans, load, policy, Approvals({}, everywhere.approved_at)))
+        if any(p.removals for p in plans):  # the totals are only needed to judge removals
+            load = GlobalLoad(
+                sum(r for r, _ in self._load.values()), sum(b for _, b in self._load.values())
+            )
+            plans = list(admit_global(plans, load, policy, Approvals({}, everywhere.approved_at)))
         for p in plans:
             self._note_held(p, now)
         return plans + partial

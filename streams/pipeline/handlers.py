@@ -42,7 +42,7 @@ from streams.domain.mapping import CourseMapping
 from streams.domain.policy import FoldPolicy
 from streams.domain.student import StudentState, empty_student
 from streams.pipeline.codec import decode_student, encode_student
-from streams.pipeline.state import SEP, CourseTables, scan_prefix
+from streams.pipeline.state import SEP, CourseTables, get_raw, scan_prefix
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ class StudentView:
         if state is not None:
             self._recent.move_to_end(key)
             return state
-        raw = self.students.get(key)
+        raw = get_raw(self.students, key)
         return empty_student(cod_ind) if raw is None else decode_student(raw)
 
     def _remember(self, key: bytes, state: StudentState) -> None:

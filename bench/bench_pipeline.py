@@ -27,7 +27,9 @@ import asyncio
 import json
 import platform
 import random
+import signal
 import statistics
+import sys
 import threading
 import time
 import urllib.request
@@ -307,6 +309,8 @@ def main() -> None:
     parser.add_argument("--check-courses", type=int, default=50)
     parser.add_argument("--workdir", type=Path, default=Path(".state/bench"))
     args = parser.parse_args()
+    # SIGTERM (timeout, kill) unwinds like Ctrl-C, so the worker and emulator are stopped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     stack = Stack()
     stack.up(report=lambda line: None)
     dsn, bootstrap = stack.postgres.dsn(), stack.cfg.bootstrap_servers

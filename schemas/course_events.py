@@ -11,6 +11,9 @@ owns its partition, in the order the events were published:
 * :class:`CommandsApplied` — Moodle accepted these commands: the ledger changes.
 * :class:`EnrolmentsReleased` — an operator released enrolments from the reconciler's
   ownership (automatic → manual): they become foreign.
+* :class:`EnrolmentsObserved` — a drift check found Moodle different from the ledger for
+  these users (``reconciler diff --repair``, or the worker's periodic check with repair on):
+  the ledger's owned entries take what Moodle showed, and the course is planned again.
 
 :class:`CourseMeta` is the per-course record the course agent keeps (one small value per
 course, never a list of its members).
@@ -36,10 +39,12 @@ __all__ = [
     "CourseAdopted",
     "CourseEvent",
     "CourseMeta",
+    "EnrolmentsObserved",
     "EnrolmentsReleased",
     "FactChange",
     "FactsChanged",
     "ForeignEnrolment",
+    "ObservedEnrolment",
 ]
 
 
@@ -108,8 +113,34 @@ class EnrolmentsReleased(BaseModel):
     at: datetime
 
 
+@with_config(CONTRACT)
+@dataclass(frozen=True, slots=True)
+class ObservedEnrolment:
+    """One user's enrolment as a drift check read it in Moodle (highest known role)."""
+
+    user: str
+    role: str
+    suspended: bool
+    moodle_user_id: int | None = None
+
+
+class EnrolmentsObserved(BaseModel):
+    """Drift repair: what Moodle showed for ``found`` users, and which ``absent`` users it had
+    no enrolment for. The course agent sets the ledger's *owned* entries of those users to it
+    (never a foreign one) and the course is planned again: its commands bring Moodle back to
+    the desired state, through the guard, audited like any other."""
+
+    model_config = MESSAGE
+    type: Literal["observed"] = "observed"
+    course: str
+    found: tuple[ObservedEnrolment, ...] = ()
+    absent: tuple[str, ...] = ()
+    by: str = ""
+    at: datetime
+
+
 CourseEvent = Annotated[
-    FactsChanged | CourseAdopted | CommandsApplied | EnrolmentsReleased,
+    FactsChanged | CourseAdopted | CommandsApplied | EnrolmentsReleased | EnrolmentsObserved,
     Field(discriminator="type"),
 ]
 COURSE_EVENT: TypeAdapter[CourseEvent] = TypeAdapter(CourseEvent)

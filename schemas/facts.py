@@ -24,10 +24,15 @@ class FactKind(StrEnum):
 @with_config(CONTRACT)
 @dataclass(frozen=True, slots=True)
 class MembershipFact:
-    """A reason for a membership. Identity is every field except ``provenance``.
+    """A reason for a membership. Identity is every field except ``provenance`` and the dates.
 
     ``provenance`` lists the change that asserted (or retracted) the fact first, then the
-    source rows supporting it: the contract element and the administrative enrolment.
+    source rows supporting it: the contract element and the administrative enrolment (for a
+    manual fact: the file and line it was read from).
+
+    ``timestart`` / ``timeend`` (unix seconds, 0 = open) are the enrolment dates a manual
+    source asks for; ``None`` means the site's defaults. They are not part of the identity: a
+    manual fact asserted again with other dates replaces the one held.
     """
 
     user: str
@@ -41,3 +46,5 @@ class MembershipFact:
     origin: str = "apogee"
     cod_ind: int | None = None
     provenance: tuple[SourceRef, ...] = field(default=(), compare=False)
+    timestart: int | None = field(default=None, compare=False)
+    timeend: int | None = field(default=None, compare=False)

@@ -22,8 +22,15 @@ _SUBCOMMANDS: dict[str, str] = {
     "pause": "streams.tools.control:pause",
     "resume": "streams.tools.control:resume",
     "release": "streams.tools.control:release",
+    "freeze": "streams.tools.control:freeze",
     "mapping": "streams.tools.control:mapping",
     "connector-register": "streams.ops.connector:command",
+    "audit": "streams.tools.audit:command",
+    "replay": "streams.tools.replay:command",
+    "diff": "streams.tools.diff:command",
+    "enrol-csv": "streams.tools.enrol_csv:command",
+    "meta": "streams.tools.meta:command",
+    "cohorts": "streams.tools.cohorts:cohorts",
 }
 
 

@@ -98,9 +98,18 @@ def _asserted(
         fact = change.fact
         return DesiredEnrolment(change.course, fact.user, change.role, (fact,), now)
     if change.fact in old.facts:
-        return old
+        return _redated(old, change.fact)
     since = old.since if old.present else now
     return replace(old, facts=(*old.facts, change.fact), since=since, withdrawn=())
+
+
+def _redated(old: DesiredEnrolment, fact: MembershipFact) -> DesiredEnrolment:
+    """A fact held already, asserted again: only its dates (not part of its identity) may
+    have changed, and then the new ones replace the old."""
+    held = old.facts[old.facts.index(fact)]
+    if (held.timestart, held.timeend) == (fact.timestart, fact.timeend):
+        return old
+    return replace(old, facts=tuple(fact if f == fact else f for f in old.facts))
 
 
 def _retracted(

@@ -94,7 +94,18 @@ def _course_limits(guard: GuardPolicy) -> Limits:
 
 
 def _target(entry: DesiredEnrolment, policy: PlanPolicy) -> EnrolmentTuple:
+    for fact in entry.facts:  # a loop, not a generator: this runs for every wanted member
+        if fact.timestart is not None or fact.timeend is not None:
+            return EnrolmentTuple(entry.role, *_dates(entry.facts, policy), False)
     return EnrolmentTuple(entry.role, policy.timestart, policy.timeend, False)
+
+
+def _dates(facts: tuple[MembershipFact, ...], policy: PlanPolicy) -> tuple[int, int]:
+    """The widest window of the facts supporting an enrolment (0 = open): a fact without
+    dates of its own stands for the policy's, so an APOGÉE fact keeps it open-ended."""
+    starts = [policy.timestart if f.timestart is None else f.timestart for f in facts]
+    ends = [policy.timeend if f.timeend is None else f.timeend for f in facts]
+    return (0 if 0 in starts else min(starts)), (0 if 0 in ends else max(ends))
 
 
 def _additions(

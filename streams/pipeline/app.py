@@ -29,7 +29,7 @@ from confluent_kafka import TopicPartition
 
 from schemas.audit import AuditRecord
 from schemas.control import ControlCommand
-from schemas.course_events import CourseEvent, FactsChanged
+from schemas.course_events import CourseEvent, EnrolmentsObserved, FactsChanged
 from schemas.deadletter import DeadLetterRecord
 from schemas.mapping import CourseMappingRule
 from streams import metrics
@@ -40,6 +40,8 @@ from streams.kafka.settings import KafkaSettings, TopicNames
 from streams.moodle import MoodleClient, MoodleSettings
 from streams.pipeline import topics
 from streams.pipeline.codec import decode_event, encode_event
+from streams.pipeline.cohorts import CohortStage
+from streams.pipeline.drift import DriftWatch
 from streams.pipeline.handlers import CourseView, MappingHolder, StudentView
 from streams.pipeline.http import serve
 from streams.pipeline.mapping_feed import MappingFeed
@@ -104,6 +106,8 @@ class Pipeline:
         )
         self.courses_view = CourseView(self.tables, self.applier)
         self._agents()
+        self.drift = self._drift_watch(gateway)
+        self.cohorts = CohortStage(self, w.cohort_template) if w.cohort_template else None
         self.app.on_rebalance_complete.connect(self._on_ready)
         self.app.on_partitions_revoked.connect(self._on_revoked)
         self.lag_probe: LagProbe | None = None
@@ -158,6 +162,28 @@ class Pipeline:
         self.app.task(self._serve_http)
         self.app.timer(2.0)(self._follow_mapping)
         self.app.timer(self.config.worker.lag_interval_s)(self._sample)
+
+    def _drift_watch(self, gateway: MoodleGateway) -> DriftWatch | None:
+        """The periodic drift check (streams/pipeline/drift.py), unless turned off."""
+        w = self.config.worker
+        if not w.drift_check_s:
+            return None
+
+        async def publish(event: EnrolmentsObserved) -> None:
+            await self.course_events.send(key=event.course.encode(), value=encode_event(event))
+
+        watch = DriftWatch(
+            self.tables,
+            gateway,
+            w.plan_policy(),
+            lambda course: not self.ready.is_set() or self.applier.schedule.is_in_flight(course),
+            publish,
+            interval_s=w.drift_check_s,
+            confirm_s=w.drift_confirm_s,
+            repair=w.drift_repair,
+        )
+        self.app.task(watch.run)
+        return watch
 
     def _build_mapping(self, rules: dict[str, CourseMappingRule]) -> Any:
         w = self.config.worker

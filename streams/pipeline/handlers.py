@@ -27,6 +27,7 @@ from schemas.course_events import (
     CourseAdopted,
     CourseEvent,
     CourseMeta,
+    EnrolmentsObserved,
     EnrolmentsReleased,
     FactChange,
     FactsChanged,
@@ -42,6 +43,7 @@ from streams.domain.mapping import CourseMapping
 from streams.domain.policy import FoldPolicy
 from streams.domain.student import StudentState, empty_student
 from streams.pipeline.codec import decode_student, encode_student
+from streams.pipeline.drift import observed
 from streams.pipeline.state import SEP, CourseTables, get_raw, scan_prefix
 
 log = logging.getLogger(__name__)
@@ -117,6 +119,9 @@ class StudentView:
         self.mapping = mapping
         self.emit = emit
         self.reject = reject
+        # Other consumers of the fact effects (the cohort stage): called with each non-empty
+        # list, after the courses got theirs.
+        self.also: list[Callable[[list[Effect]], None]] = []
         # Decoded states of the students seen last: APOGÉE writes a student's rows together
         # (a contract is ~25 rows), and decoding the state for each was 5 % of the worker's
         # time under load. Only this agent writes the table, so the copies stay exact.
@@ -205,6 +210,8 @@ class StudentView:
             by_course[routed.course].append(FactChange(routed.role, routed.fact, routed.asserted))
         for course, changes in by_course.items():
             self.emit(FactsChanged(course=course, changes=tuple(changes)))
+        for consumer in self.also:
+            consumer(effects)
 
     def reroute(self, old: CourseMapping, new: CourseMapping) -> int:
         """After a mapping change: move every current fact from its old courses to its new
@@ -261,6 +268,8 @@ class CourseView:
             self._adopted(event)
         elif isinstance(event, CommandsApplied):
             self._applied(event)
+        elif isinstance(event, EnrolmentsObserved):
+            observed(self.tables, event, self.applier)
         else:
             self._released(event)
 

@@ -85,11 +85,25 @@ class WorkerSettings(BaseSettings):
     cycles_in_flight: int = Field(4, ge=1, description="Planning cycles whose calls overlap.")
     shadow: bool = Field(False, description="Plan and read, never write to Moodle.")
 
+    # -- safety net and cohorts (streams/pipeline/drift.py, streams/pipeline/cohorts.py) --------
+    drift_check_s: float = Field(
+        21_600.0, ge=0, description="Periodic drift check of every owned course (0: off)."
+    )
+    drift_confirm_s: float = Field(
+        60.0, ge=0, description="A difference counts only if still there this much later."
+    )
+    drift_repair: bool = Field(False, description="Repair the drift found (default: report).")
+    cohort_template: str | None = Field(
+        None,
+        description="Administrative-enrolment cohort per stage version and year, e.g. "
+        "IA-{cod_anu}-{cod_etp}-{cod_vrs_vet} (unset: no cohorts).",
+    )
+
     # -- retention -----------------------------------------------------------------------------
     history_days: int = Field(400, ge=1, description="Audit, dead-letter, control topics.")
     course_events_days: int = Field(30, ge=1, description="Internal course-events topic.")
 
-    @field_validator("course_template", "stage_template")
+    @field_validator("course_template", "stage_template", "cohort_template")
     @classmethod
     def _template(cls, value: str | None) -> str | None:
         if value is not None and "cod_anu" not in check_template(value):

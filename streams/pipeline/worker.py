@@ -74,17 +74,15 @@ def command(shadow: bool | None, store: str | None) -> None:
     logging.basicConfig(
         level=worker.log_level.upper(), format="[%(asctime)s] %(levelname)s %(name)s: %(message)s"
     )
+    specs = topic_specs.specs(
+        worker.app_id, names, worker.partitions, worker.history_days, worker.course_events_days
+    )
+    if worker.cohort_template:
+        from streams.pipeline.cohorts import cohort_topic_specs
+
+        specs += cohort_topic_specs(worker.app_id, worker.partitions, worker.history_days)
     try:
-        created = ensure_topics(
-            kafka,
-            topic_specs.specs(
-                worker.app_id,
-                names,
-                worker.partitions,
-                worker.history_days,
-                worker.course_events_days,
-            ),
-        )
+        created = ensure_topics(kafka, specs)
     except TopicError as exc:
         click.echo(f"reconciler worker: {exc}", err=True)
         sys.exit(3)

@@ -1,15 +1,19 @@
 """Operator commands: approve or reject held removals, pause or resume courses, release
-enrolments from the reconciler (automatic → manual), and course-mapping rules.
+enrolments from the reconciler (automatic → manual), freeze a course's roster, and
+course-mapping rules.
 
 Each sends records to Kafka (the worker applies them in order with the course's other
-events) and waits for Kafka's acknowledgement. Exit codes: 0 sent, 2 bad arguments or
-configuration, 3 Kafka refused or unreachable.
+events) and waits for Kafka's acknowledgement. Courses are named as arguments, listed in a
+file (``--file``, one idnumber per line, ``#`` comments), or all of them (``--all``, where it
+makes sense). ``--json`` prints one JSON object per record sent. Exit codes: 0 sent, 2 bad
+arguments or configuration, 3 Kafka refused or unreachable.
 """
 
 from __future__ import annotations
 
 import getpass
 import json
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -25,10 +29,12 @@ from streams.kafka.producer import DeliveryError, ToolProducer
 from streams.kafka.settings import KafkaSettings, TopicNames
 from streams.pipeline.settings import explain
 from streams.pipeline.topics import course_events
+from streams.tools import ui
 
-__all__ = ["approve", "mapping", "pause", "reject", "release", "resume"]
+__all__ = ["approve", "freeze", "mapping", "pause", "reject", "release", "resume"]
 
 EXIT_USAGE, EXIT_KAFKA = 2, 3
+_EXITS = "Exit codes: 0 sent; 2 bad arguments or configuration; 3 Kafka refused or unreachable."
 
 
 def _settings() -> tuple[KafkaSettings, TopicNames]:
@@ -37,6 +43,10 @@ def _settings() -> tuple[KafkaSettings, TopicNames]:
     except ValidationError as exc:
         click.echo(explain(exc, "RECONCILER_"), err=True)
         sys.exit(EXIT_USAGE)
+
+
+def _app_id() -> str:
+    return os.environ.get("RECONCILER_APP_ID", "reconciler")
 
 
 def _send(records: Iterable[tuple[str, bytes | None, bytes | None, int | None]]) -> int:
@@ -51,6 +61,18 @@ def _send(records: Iterable[tuple[str, bytes | None, bytes | None, int | None]])
         sys.exit(EXIT_KAFKA)
 
 
+def courses_from(args: Sequence[str], path: Path | None) -> list[str]:
+    """Course idnumbers from the arguments and a file (one per line, # comments), in order,
+    without duplicates."""
+    names = list(args)
+    if path is not None:
+        for line in path.read_text(encoding="utf-8-sig").splitlines():
+            name = line.split("#", 1)[0].strip()
+            if name:
+                names.append(name)
+    return list(dict.fromkeys(names))
+
+
 def _control(
     action: ControlAction,
     courses: Sequence[str],
@@ -58,57 +80,91 @@ def _control(
     at: datetime | None,
     by: str,
     reason: str,
+    cohort: bool = False,
+    as_json: bool = False,
 ) -> None:
     if bool(courses) == everywhere:
-        click.echo("name one or more courses, or --all (not both)", err=True)
+        click.echo("name one or more courses (or --file), or --all (not both)", err=True)
         sys.exit(EXIT_USAGE)
     kafka, names = _settings()
     when = at.astimezone(UTC) if at else datetime.now(UTC)
+    # a cohort's commands travel with its events (streams/pipeline/cohorts.py)
+    topic = _cohort_topic() if cohort else names.control
     if everywhere:
         command = ControlCommand(action=action, course=None, at=when, by=by, reason=reason)
         try:
             with ToolProducer(kafka) as producer:
-                parts = producer.partitions(names.control)
+                parts = producer.partitions(topic)
         except DeliveryError as exc:
             click.echo(f"not sent: {exc}", err=True)
             sys.exit(EXIT_KAFKA)
         value = command.model_dump_json().encode()
-        sent = _send((names.control, b"*", value, p) for p in parts)
+        sent = _send((topic, b"*", value, p) for p in parts)
+        if as_json:
+            ui.emit_json({**command.model_dump(mode="json"), "topic": topic, "sent": sent})
+            return
         click.echo(
-            f"{action.value} every course (at {when.isoformat()}): sent to {sent} "
-            f"partition(s) of {names.control}"
+            f"{action.value} every {'cohort' if cohort else 'course'} (at {when.isoformat()}): "
+            f"sent to {sent} partition(s) of {topic}"
         )
         return
-    records = [
-        (
-            names.control,
-            course.encode(),
-            ControlCommand(action=action, course=course, at=when, by=by, reason=reason)
-            .model_dump_json()
-            .encode(),
-            None,
-        )
+    commands = [
+        ControlCommand(action=action, course=course, at=when, by=by, reason=reason)
         for course in courses
     ]
+    records = [
+        (topic, c.course.encode() if c.course else None, c.model_dump_json().encode(), None)
+        for c in commands
+    ]
     sent = _send(records)
-    click.echo(f"{action.value} {', '.join(courses)} (at {when.isoformat()}): {sent} sent")
+    if as_json:
+        for c in commands:
+            ui.emit_json({**c.model_dump(mode="json"), "topic": topic})
+        return
+    listed = ", ".join(courses[:10]) + (
+        f" and {len(courses) - 10} more" if len(courses) > 10 else ""
+    )
+    click.echo(f"{action.value} {listed} (at {when.isoformat()}): {sent} sent to {topic}")
 
 
-def _control_command(action: ControlAction, summary: str, example: str) -> click.Command:
-    @click.command(name=action.value, help=f"{summary}\n\nExample:\n\n    {example}")
+def _cohort_topic() -> str:
+    from streams.pipeline.cohorts import cohort_events
+
+    return cohort_events(_app_id())
+
+
+_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+def _control_command(action: ControlAction, summary: str, examples: Sequence[str]) -> click.Command:
+    lines = "\n".join(f"  {e}" for e in examples)
+
+    @click.command(name=action.value, help=summary, epilog=f"\b\nExamples:\n{lines}\n\n{_EXITS}")
     @click.argument("courses", nargs=-1)
+    @click.option("--file", "path", type=_FILE, help="Course idnumbers, one per line.")
     @click.option("--all", "everywhere", is_flag=True, help="Every course, on every worker.")
     @click.option(
+        "--cohort", is_flag=True, help="The names are cohorts (RECONCILER_COHORT_TEMPLATE)."
+    )
+    @click.option(
         "--at",
-        type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"]),
+        type=ui.Moment(),
         help="Removals due at or before this time (default: now).",
     )
     @click.option("--by", default=getpass.getuser, show_default="current user")
     @click.option("--reason", default="", help="Why (kept with the command).")
+    @click.option("--json", "as_json", is_flag=True, help="The commands sent, as JSON lines.")
     def run(
-        courses: tuple[str, ...], everywhere: bool, at: datetime | None, by: str, reason: str
+        courses: tuple[str, ...],
+        path: Path | None,
+        everywhere: bool,
+        cohort: bool,
+        at: datetime | None,
+        by: str,
+        reason: str,
+        as_json: bool,
     ) -> None:
-        _control(action, courses, everywhere, at, by, reason)
+        _control(action, courses_from(courses, path), everywhere, at, by, reason, cohort, as_json)
 
     return run
 
@@ -116,49 +172,117 @@ def _control_command(action: ControlAction, summary: str, example: str) -> click
 approve = _control_command(
     ControlAction.APPROVE,
     "Let the removals held by the mass-removal guard go ahead (those due by --at).",
-    "reconciler approve 2026-INF101 --reason 'end of option, checked with the secretariat'",
+    [
+        "reconciler approve 2026-INF101 --reason 'end of option, checked with the secretariat'",
+        "reconciler approve --cohort IA-2026-L1INF-1",
+    ],
 )
 reject = _control_command(
     ControlAction.REJECT,
     "Drop the held removals (due by --at): the students stay enrolled.",
-    "reconciler reject --all --reason 'bad APOGÉE export on 12/03'",
+    ["reconciler reject --all --reason 'bad APOGÉE export on 12/03'"],
 )
 pause = _control_command(
     ControlAction.PAUSE,
     "Stop every Moodle call for these courses (changes keep accumulating).",
-    "reconciler pause 2026-INF101 2026-INF102",
+    ["reconciler pause 2026-INF101 2026-INF102", "reconciler pause --file archived.txt"],
 )
 resume = _control_command(
     ControlAction.RESUME,
     "Resume paused courses: they converge at once.",
-    "reconciler resume 2026-INF101",
+    ["reconciler resume 2026-INF101"],
 )
 
 
-@click.command(name="release")
-@click.argument("course")
-@click.option("--user", "users", multiple=True, help="Student number (repeat); default all.")
-@click.option("--by", default=getpass.getuser, show_default="current user")
-def release(course: str, users: tuple[str, ...], by: str) -> None:
-    """Automatic → manual: the reconciler stops managing these enrolments of COURSE (all of its
-    own there without --user). Moodle is not changed: they stay as plain manual enrolments and
-    are never suspended or removed by the reconciler again.
+def _released(courses: Sequence[str], users: Sequence[str], by: str) -> list[EnrolmentsReleased]:
+    now = datetime.now(UTC)
+    return [
+        EnrolmentsReleased(course=c, users=tuple(users), everyone=not users, by=by, at=now)
+        for c in courses
+    ]
 
-    Example:
 
-        reconciler release 2026-INF101 --user 21000001 --user 21000002
-    """
-    import os
-
-    app_id = os.environ.get("RECONCILER_APP_ID", "reconciler")
-    event = EnrolmentsReleased(
-        course=course, users=users, everyone=not users, by=by, at=datetime.now(UTC)
-    )
+def _send_released(events: Sequence[EnrolmentsReleased]) -> int:
     from streams.pipeline.codec import encode_event
 
-    _send([(course_events(app_id), course.encode(), encode_event(event), None)])
+    topic = course_events(_app_id())
+    return _send((topic, e.course.encode(), encode_event(e), None) for e in events)
+
+
+@click.command(
+    name="release",
+    epilog="\b\nExamples:\n"
+    "  reconciler release 2026-INF101 --user 21000001 --user 21000002\n"
+    "  reconciler release 2026-INF101 2026-INF102\n"
+    "  reconciler release --file archived-courses.txt --json\n\n" + _EXITS,
+)
+@click.argument("courses", nargs=-1)
+@click.option("--file", "path", type=_FILE, help="Course idnumbers, one per line.")
+@click.option("--user", "users", multiple=True, help="Student number (repeat); default all.")
+@click.option("--by", default=getpass.getuser, show_default="current user")
+@click.option("--json", "as_json", is_flag=True, help="The events sent, as JSON lines.")
+def release(
+    courses: tuple[str, ...], path: Path | None, users: tuple[str, ...], by: str, as_json: bool
+) -> None:
+    """Automatic → manual: the reconciler stops managing these enrolments of the COURSES (all
+    of its own there without --user). Moodle is not changed: they stay as plain manual
+    enrolments and are never suspended or removed by the reconciler again. Students who
+    become wanted later are still enrolled (see ``reconciler freeze`` to stop that too).
+    """
+    names = courses_from(courses, path)
+    if not names:
+        click.echo("name one or more courses, or --file", err=True)
+        sys.exit(EXIT_USAGE)
+    events = _released(names, users, by)
+    sent = _send_released(events)
+    if as_json:
+        for event in events:
+            ui.emit_json(event.model_dump(mode="json"))
+        return
     what = ", ".join(users) if users else "every enrolment it owns"
-    click.echo(f"released in {course}: {what}")
+    click.echo(f"released in {len(names)} course(s) ({', '.join(names[:5])}"
+               f"{' …' if len(names) > 5 else ''}): {what}; {sent} sent")  # fmt: skip
+
+
+@click.command(
+    name="freeze",
+    epilog="\b\nExamples:\n"
+    "  reconciler freeze 2025-INF101 --reason 'year closed'\n"
+    "  reconciler freeze --file courses-2025.txt\n\n"
+    "Undo: reconciler resume COURSE (enrolments released stay manual).\n\n" + _EXITS,
+)
+@click.argument("courses", nargs=-1)
+@click.option("--file", "path", type=_FILE, help="Course idnumbers, one per line.")
+@click.option("--by", default=getpass.getuser, show_default="current user")
+@click.option("--reason", default="", help="Why (kept with the command).")
+@click.option("--json", "as_json", is_flag=True, help="The records sent, as JSON lines.")
+def freeze(
+    courses: tuple[str, ...], path: Path | None, by: str, reason: str, as_json: bool
+) -> None:
+    """Freeze the COURSES' current rosters: pause them (no Moodle call any more, nobody added
+    or removed) and release every enrolment the reconciler made there (they become plain
+    manual enrolments, never suspended by it). For closed years and archived courses.
+    """
+    names = courses_from(courses, path)
+    if not names:
+        click.echo("name one or more courses, or --file", err=True)
+        sys.exit(EXIT_USAGE)
+    _, topics = _settings()
+    now = datetime.now(UTC)
+    pauses = [
+        ControlCommand(action=ControlAction.PAUSE, course=c, at=now, by=by, reason=reason)
+        for c in names
+    ]
+    sent = _send((topics.control, p.course.encode() if p.course else None,
+                  p.model_dump_json().encode(), None) for p in pauses)  # fmt: skip
+    events = _released(names, (), by)
+    sent += _send_released(events)
+    if as_json:
+        for p, e in zip(pauses, events, strict=True):
+            ui.emit_json({"course": p.course, "paused": p.model_dump(mode="json"),
+                          "released": e.model_dump(mode="json")})  # fmt: skip
+        return
+    click.echo(f"frozen {len(names)} course(s): paused and released ({sent} records sent)")
 
 
 @click.group(name="mapping")

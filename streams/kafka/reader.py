@@ -1,0 +1,282 @@
+"""Reading retained history: assigned partitions, a time window, no consumer group, no commits.
+
+What the audit, replay and diff tools share (ops.md B3): a window ``[since, until]`` in
+Kafka record time is resolved per partition with ``offsets_for_times`` into an offset range
+``[start, end)``, next to the partition's watermarks, so the tools can say *which* records
+they read and whether the window reaches back before what retention kept. The consumer is
+``assign()``-ed, never subscribed: it joins no group, moves no one's offsets, and commits
+nothing (a random ``group.id`` only because librdkafka requires one).
+
+* :func:`partition_of` — the partition a key lands on (murmur2, as faust, aiokafka and the
+  Java clients place it), so a course's records are read from one partition only.
+* :class:`HistoryReader` — :meth:`~HistoryReader.resolve` the window,
+  :meth:`~HistoryReader.batches` of messages inside it, :meth:`~HistoryReader.topic_info`
+  (cleanup policy, retention), :meth:`~HistoryReader.first_timestamp` of what is retained.
+
+A window is *expired* on a partition when the records before it are gone: the low watermark
+is above zero and the window starts at or before it (retention deleted what it asked for).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from streams.kafka.settings import KafkaSettings
+
+__all__ = [
+    "HistoryReader",
+    "PartitionSpan",
+    "ReadError",
+    "TopicInfo",
+    "partition_of",
+]
+
+
+class ReadError(RuntimeError):
+    """Kafka unreachable, or a topic that does not exist."""
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition murmur2 keying puts ``key`` on (Kafka's DefaultPartitioner)."""
+    from aiokafka.partitioner import murmur2
+
+    return (int(murmur2(key)) & 0x7FFFFFFF) % partitions
+
+
+@dataclass(frozen=True, slots=True)
+class TopicInfo:
+    name: str
+    partitions: int
+    cleanup_policy: str | None
+    retention_ms: int | None  # -1: forever
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionSpan:
+    """One partition's part of a window: read offsets ``[start, end)``."""
+
+    topic: str
+    partition: int
+    low: int  # low watermark: the oldest offset retention kept
+    high: int  # high watermark when resolved
+    start: int
+    end: int
+
+    @property
+    def expired(self) -> bool:
+        """Records of the window may have been deleted: some were, and the window starts at or
+        before the oldest one kept."""
+        return self.low > 0 and self.start <= self.low
+
+    @property
+    def size(self) -> int:
+        return max(0, self.end - self.start)
+
+
+_Progress = Callable[[int], None]
+
+
+class HistoryReader:
+    """A confluent-kafka consumer that reads windows of history and never commits."""
+
+    def __init__(self, settings: KafkaSettings, timeout_s: float = 15.0) -> None:
+        self.settings = settings
+        self.timeout_s = timeout_s
+        self._consumer = Consumer(
+            {
+                **settings.librdkafka(),
+                "group.id": f"reconciler-reader-{uuid.uuid4().hex[:12]}",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "enable.partition.eof": True,
+                "auto.offset.reset": "earliest",
+                "fetch.max.bytes": 64 * 2**20,
+                "max.partition.fetch.bytes": 16 * 2**20,
+                "queued.max.messages.kbytes": 256 * 1024,
+                "log_level": 3,
+            }
+        )
+
+    # -- metadata ------------------------------------------------------------------------------
+    def partitions(self, topic: str) -> list[int]:
+        try:
+            meta = self._consumer.list_topics(topic, timeout=self.timeout_s).topics.get(topic)
+        except KafkaException as exc:
+            raise ReadError(f"Kafka at {self.settings.bootstrap_servers}: {exc}") from exc
+        if meta is None or meta.error is not None or not meta.partitions:
+            raise ReadError(f"topic {topic!r} does not exist")
+        return sorted(meta.partitions)
+
+    def topic_info(self, topic: str) -> TopicInfo:
+        """Partition count, cleanup policy and retention (None when the broker will not say)."""
+        count = len(self.partitions(topic))
+        policy: str | None = None
+        retention: int | None = None
+        try:
+            from confluent_kafka.admin import (  # type: ignore[attr-defined]
+                AdminClient,
+                ConfigResource,
+            )
+
+            admin = AdminClient({**self.settings.librdkafka(), "log_level": 3})
+            resource = ConfigResource("topic", topic)
+            entries = admin.describe_configs([resource])[resource].result(timeout=self.timeout_s)
+            policy = entries["cleanup.policy"].value
+            retention = int(entries["retention.ms"].value)
+        except (KafkaException, KeyError, ValueError):
+            pass
+        return TopicInfo(topic, count, policy, retention)
+
+    def watermarks(self, topic: str, partition: int) -> tuple[int, int]:
+        try:
+            low, high = self._consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=self.timeout_s, cached=False
+            )
+        except KafkaException as exc:
+            raise ReadError(f"{topic}[{partition}]: {exc}") from exc
+        return int(low), int(high)
+
+    # -- windows -------------------------------------------------------------------------------
+    def resolve(
+        self,
+        topic: str,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        partitions: Iterable[int] | None = None,
+    ) -> list[PartitionSpan]:
+        """Offsets of the window ``[since_ms, until_ms]`` (Kafka record time, inclusive) on each
+        partition (all of the topic's unless given); ``None`` is open-ended."""
+        wanted = sorted(partitions) if partitions is not None else self.partitions(topic)
+        marks = {p: self.watermarks(topic, p) for p in wanted}
+        starts = self._offsets_at(topic, wanted, since_ms, marks, default="low")
+        ends = self._offsets_at(
+            topic, wanted, None if until_ms is None else until_ms + 1, marks, default="high"
+        )
+        return [
+            PartitionSpan(topic, p, marks[p][0], marks[p][1], starts[p], max(starts[p], ends[p]))
+            for p in wanted
+        ]
+
+    def _offsets_at(
+        self,
+        topic: str,
+        partitions: Sequence[int],
+        at_ms: int | None,
+        marks: dict[int, tuple[int, int]],
+        default: str,
+    ) -> dict[int, int]:
+        if at_ms is None:
+            return {p: marks[p][0 if default == "low" else 1] for p in partitions}
+        query = [TopicPartition(topic, p, at_ms) for p in partitions]
+        try:
+            found = self._consumer.offsets_for_times(query, timeout=self.timeout_s)
+        except KafkaException as exc:
+            raise ReadError(f"{topic}: offsets for time {at_ms}: {exc}") from exc
+        # -1: no record at or after that time, i.e. the window reaches the end
+        return {
+            tp.partition: (tp.offset if tp.offset >= 0 else marks[tp.partition][1]) for tp in found
+        }
+
+    def first_timestamp(self, topic: str, partition: int, offset: int) -> int | None:
+        """Kafka time of the record at ``offset`` (the oldest retained one, say)."""
+        for batch in self.batches(
+            [PartitionSpan(topic, partition, 0, offset + 1, offset, offset + 1)]
+        ):
+            for message in batch:
+                return _timestamp(message)
+        return None
+
+    # -- reading -------------------------------------------------------------------------------
+    def batches(
+        self,
+        spans: Sequence[PartitionSpan],
+        progress: _Progress | None = None,
+        size: int = 5000,
+    ) -> Iterator[list[Message]]:
+        """The messages of every span, in offset order per partition, a batch at a time;
+        ``progress(n)`` after each batch with the number of offsets it covered."""
+        todo = {(s.topic, s.partition): s for s in spans if s.size > 0}
+        if not todo:
+            return
+        self._consumer.assign([TopicPartition(t, p, s.start) for (t, p), s in todo.items()])
+        position = {key: s.start for key, s in todo.items()}
+        idle_deadline = time.monotonic() + self.timeout_s
+        try:
+            while todo:
+                messages = self._consumer.consume(size, 0.5)
+                if not messages:
+                    if time.monotonic() > idle_deadline:
+                        raise ReadError(f"no record within {self.timeout_s:.0f}s: {_left(todo)}")
+                    continue
+                idle_deadline = time.monotonic() + self.timeout_s
+                batch: list[Message] = []
+                for message in messages:
+                    key = (message.topic(), message.partition())
+                    span = todo.get(key)  # type: ignore[arg-type]
+                    if span is None:
+                        continue
+                    error = message.error()
+                    if error is not None:
+                        if error.code() != KafkaError._PARTITION_EOF:
+                            raise ReadError(f"{key[0]}[{key[1]}]: {error.str()}")
+                        self._finish(todo, position, key, progress, span.end)
+                        continue
+                    offset = int(message.offset() or 0)
+                    if offset >= span.end:
+                        self._finish(todo, position, key, progress, span.end)
+                        continue
+                    batch.append(message)
+                    if progress is not None:
+                        progress(offset + 1 - position[key])  # type: ignore[index]
+                    position[key] = offset + 1  # type: ignore[index]
+                    if offset + 1 >= span.end:
+                        self._finish(todo, position, key, None, span.end)
+                if batch:
+                    yield batch
+        finally:
+            self._consumer.unassign()
+
+    def _finish(
+        self,
+        todo: dict[tuple[str, int], PartitionSpan],
+        position: dict[tuple[str, int], int],
+        key: Any,
+        progress: _Progress | None,
+        end: int,
+    ) -> None:
+        span = todo.pop(key, None)
+        if span is None:
+            return
+        self._consumer.pause([TopicPartition(span.topic, span.partition)])
+        if progress is not None and position[key] < end:
+            progress(end - position[key])  # offsets skipped (compaction, markers)
+
+    def close(self) -> None:
+        self._consumer.close()
+
+    def __enter__(self) -> HistoryReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _timestamp(message: Message) -> int | None:
+    kind, value = message.timestamp()
+    return int(value) if kind != 0 else None  # TIMESTAMP_NOT_AVAILABLE
+
+
+def _left(todo: dict[tuple[str, int], PartitionSpan]) -> str:
+    return ", ".join(f"{t}[{p}] up to {s.end}" for (t, p), s in sorted(todo.items()))

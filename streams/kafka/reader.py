@@ -19,8 +19,10 @@ is above zero and the window starts at or before it (retention deleted what it a
 
 from __future__ import annotations
 
+import heapq
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -257,6 +259,77 @@ class HistoryReader:
         self._consumer.pause([TopicPartition(span.topic, span.partition)])
         if progress is not None and position[key] < end:
             progress(end - position[key])  # offsets skipped (compaction, markers)
+
+    def merged(
+        self, spans: Sequence[PartitionSpan], progress: _Progress | None = None
+    ) -> Iterator[Message]:
+        """The messages of every span in Kafka time order across partitions and topics (each
+        partition is already in order: a k-way merge of their heads), for replays that must
+        see changes in the order they happened."""
+        heads: dict[tuple[str, int], deque[Message]] = {
+            (s.topic, s.partition): deque() for s in spans if s.size > 0
+        }
+        done: set[tuple[str, int]] = set()
+        ends = {(s.topic, s.partition): s.end for s in spans}
+        heap: list[tuple[int, str, int, int]] = []
+
+        def ready() -> bool:
+            return all(heads[k] or k in done for k in heads)
+
+        def push(key: tuple[str, int]) -> None:
+            message = heads[key][0]
+            heapq.heappush(
+                heap, (_timestamp(message) or 0, key[0], key[1], int(message.offset() or 0))
+            )
+
+        for batch in self.batches(spans, progress):
+            for message in batch:
+                key = (message.topic(), message.partition())
+                queue = heads[key]  # type: ignore[index]
+                queue.append(message)
+                if len(queue) == 1:
+                    push(key)  # type: ignore[arg-type]
+                if int(message.offset() or 0) + 1 >= ends[key]:  # type: ignore[index]
+                    done.add(key)  # type: ignore[arg-type]
+            while heap and ready():
+                yield from self._pop(heap, heads, push)
+        done.update(heads)
+        while heap:
+            yield from self._pop(heap, heads, push)
+
+    @staticmethod
+    def _pop(
+        heap: list[tuple[int, str, int, int]],
+        heads: dict[tuple[str, int], deque[Message]],
+        push: Callable[[tuple[str, int]], None],
+    ) -> Iterator[Message]:
+        _, topic, partition, _ = heapq.heappop(heap)
+        queue = heads[(topic, partition)]
+        yield queue.popleft()
+        if queue:
+            push((topic, partition))
+
+    def latest(
+        self,
+        topic: str,
+        partitions: Iterable[int] | None = None,
+        keep: Callable[[bytes], bool] | None = None,
+        progress: _Progress | None = None,
+    ) -> dict[bytes, bytes]:
+        """A compacted topic's state: the last value of each key (a tombstone deletes it),
+        read to the current end of the partitions; ``keep`` filters keys."""
+        state: dict[bytes, bytes] = {}
+        for batch in self.batches(self.resolve(topic, partitions=partitions), progress):
+            for message in batch:
+                key = message.key()
+                if key is None or (keep is not None and not keep(key)):
+                    continue
+                value = message.value()
+                if value is None:
+                    state.pop(key, None)
+                else:
+                    state[key] = value
+        return state
 
     def close(self) -> None:
         self._consumer.close()

@@ -29,9 +29,7 @@ another source.
 
 from __future__ import annotations
 
-import csv
 import getpass
-import io
 import re
 import uuid
 from collections import Counter, defaultdict
@@ -49,7 +47,8 @@ from schemas.facts import FactKind, MembershipFact
 from schemas.lineage import SourceRef
 from streams.kafka.producer import DeliveryError, ToolProducer
 from streams.kafka.settings import KafkaSettings
-from streams.tools import ui
+from streams.tools import csvfile, ui
+from streams.tools.csvfile import Invalid
 from streams.tools.ui import Exit
 
 __all__ = ["CsvLine", "Invalid", "Parsed", "command", "events", "parse"]
@@ -84,12 +83,6 @@ class CsvLine:
     timeend: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class Invalid:
-    line: int
-    reason: str
-
-
 @dataclass(frozen=True)
 class Parsed:
     lines: tuple[CsvLine, ...]
@@ -105,65 +98,30 @@ def parse(
     """Every line checked; a file-level problem (no header, no user column) is line 1."""
     tz = tz or ZoneInfo("UTC")
     known_roles = frozenset(roles)
-    body = text.lstrip("\ufeff")
-    first = body.splitlines()[0] if body.strip() else ""
-    delimiter = ";" if first.count(";") > first.count(",") else ","
-    rows = list(csv.reader(io.StringIO(body), delimiter=delimiter))
-    if not rows:
-        return Parsed((), (Invalid(1, "empty file: a header line is needed"),))
-    header = [_ALIASES.get(h.strip().lower(), h.strip().lower()) for h in rows[0]]
-    problems = _header_problems(header, course)
-    if problems:
-        return Parsed((), tuple(Invalid(1, p) for p in problems))
-    index = {name: i for i, name in enumerate(header)}
+    required = ("user",) if course is not None else ("user", "course")
+    table = csvfile.read(text, _ALIASES, required)
     lines: list[CsvLine] = []
-    invalid: list[Invalid] = []
+    invalid: list[Invalid] = list(table.invalid)
     seen: dict[tuple[str, str, str], int] = {}
-    for number, row in enumerate(rows[1:], start=2):
-        if not any(cell.strip() for cell in row):
-            continue  # blank line
-        result = _line(number, row, index, len(header), known_roles, course, tz)
+    for row in table:
+        result = _line(row, known_roles, course, tz)
         if isinstance(result, Invalid):
             invalid.append(result)
             continue
         key = (result.user, result.course, result.role)
         if key in seen:
-            invalid.append(Invalid(number, f"same user, course and role as line {seen[key]}"))
+            invalid.append(Invalid(row.line, f"same user, course and role as line {seen[key]}"))
             continue
-        seen[key] = number
+        seen[key] = row.line
         lines.append(result)
-    return Parsed(tuple(lines), tuple(invalid))
-
-
-def _header_problems(header: Sequence[str], course: str | None) -> list[str]:
-    problems = []
-    if "user" not in header:
-        problems.append("no 'user' column in the header (user, course, role, start, end, action)")
-    if "course" not in header and course is None:
-        problems.append("no 'course' column and no --course")
-    unknown = [h for h in header if h not in _ALIASES.values()]
-    if unknown:
-        problems.append(f"unknown column(s) {', '.join(unknown)}")
-    return problems
+    return Parsed(tuple(lines), tuple(sorted(invalid, key=lambda i: i.line)))
 
 
 def _line(
-    number: int,
-    row: Sequence[str],
-    index: dict[str, int],
-    width: int,
-    roles: frozenset[str],
-    default_course: str | None,
-    tz: ZoneInfo,
+    row: csvfile.Row, roles: frozenset[str], default_course: str | None, tz: ZoneInfo
 ) -> CsvLine | Invalid:
-    if len(row) > width:
-        return Invalid(number, f"{len(row)} fields, the header has {width}")
-
-    def cell(name: str) -> str:
-        i = index.get(name)
-        return row[i].strip() if i is not None and i < len(row) else ""
-
-    user, course, role = cell("user"), cell("course"), cell("role") or "student"
+    number = row.line
+    user, course, role = row.get("user"), row.get("course"), row.get("role") or "student"
     if not user:
         return Invalid(number, "no user")
     if _SPACE.search(user):
@@ -176,12 +134,12 @@ def _line(
         return Invalid(number, "no course")
     if role not in roles:
         return Invalid(number, f"unknown role {role!r} (known: {', '.join(sorted(roles))})")
-    action = cell("action").lower() or "add"
+    action = row.get("action").lower() or "add"
     if action not in ("add", "remove"):
         return Invalid(number, f"action {action!r} is neither add nor remove")
     try:
-        start = _moment(cell("start"), tz, end=False)
-        end = _moment(cell("end"), tz, end=True)
+        start = _moment(row.get("start"), tz, end=False)
+        end = _moment(row.get("end"), tz, end=True)
     except ValueError as exc:
         return Invalid(number, str(exc))
     if start and end and end <= start:

@@ -57,6 +57,7 @@ __all__ = [
 ]
 
 WIDTH = 100
+Advance = Callable[[int], None]
 
 
 class Exit(IntEnum):

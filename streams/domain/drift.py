@@ -61,14 +61,15 @@ class Observed:
 
 @dataclass(frozen=True, slots=True)
 class Drift:
-    """One difference the reconciler is responsible for (and repairs with ``--repair``)."""
+    """One difference the reconciler is responsible for (and repairs with ``--repair``);
+    ``ledger`` is what the reconciler last did for the user (None: nothing yet)."""
 
     course: str
     user: str
     kind: DriftKind
     expected: str
     found: str
-    why: str
+    ledger: LedgerEntry | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,13 +117,12 @@ def _against_wanted(
     course: str, user: str, role: str, held: LedgerEntry | None, seen: Observed | None
 ) -> Drift | None:
     expected = f"active {role}"
-    why = "wanted; the ledger says " + (_said(held) if held else "not applied yet")
     if seen is None:
-        return Drift(course, user, DriftKind.MISSING, expected, "absent", why)
+        return Drift(course, user, DriftKind.MISSING, expected, "absent", held)
     if seen.suspended:
-        return Drift(course, user, DriftKind.WRONG_STATUS, expected, seen.describe(), why)
+        return Drift(course, user, DriftKind.WRONG_STATUS, expected, seen.describe(), held)
     if seen.role != role:
-        return Drift(course, user, DriftKind.WRONG_ROLE, expected, seen.describe(), why)
+        return Drift(course, user, DriftKind.WRONG_ROLE, expected, seen.describe(), held)
     return None
 
 
@@ -130,17 +130,12 @@ def _against_removal(
     course: str, user: str, held: LedgerEntry, seen: Observed | None
 ) -> Drift | None:
     """Not wanted, and ours: judge Moodle against the removal the ledger records."""
-    why = "no longer wanted; the ledger says " + _said(held)
     if held.status is EnrolmentStatus.SUSPENDED and seen is not None and not seen.suspended:
         expected = f"suspended {held.enrolment.role}"
-        return Drift(course, user, DriftKind.WRONG_STATUS, expected, seen.describe(), why)
+        return Drift(course, user, DriftKind.WRONG_STATUS, expected, seen.describe(), held)
     if held.status is EnrolmentStatus.UNENROLLED and seen is not None:
-        return Drift(course, user, DriftKind.EXTRA, "absent", seen.describe(), why)
+        return Drift(course, user, DriftKind.EXTRA, "absent", seen.describe(), held)
     return None  # removal pending (grace, guard) or Moodle already ahead of it
-
-
-def _said(held: LedgerEntry) -> str:
-    return f"{held.status.value} {held.enrolment.role} since {held.since.isoformat()}"
 
 
 def resync(

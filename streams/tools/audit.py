@@ -56,7 +56,10 @@ class AuditQuery:
 
     def needles(self) -> tuple[bytes, ...]:
         """Byte strings one of which a matching record's JSON must contain."""
-        return tuple(json.dumps({"user": s})[1:-1].encode() for s in sorted(self.students))
+        return tuple(
+            json.dumps({"user": s}, separators=(",", ":"))[1:-1].encode()
+            for s in sorted(self.students)
+        )
 
     def keys(self) -> frozenset[bytes]:
         return frozenset(c.encode() for c in self.courses)
@@ -162,6 +165,8 @@ def search(
 
 # -- rendering -----------------------------------------------------------------------------------
 def _position(ref: SourceRef) -> str:
+    if ref.table == "CSV":  # streams/tools/enrol_csv.py: the line, and the batch as "tx"
+        return f"line {ref.log}  batch {ref.tx}"
     parts = [f"lsn/scn {ref.log}"]
     if ref.commit_log is not None:
         parts.append(f"commit-scn {ref.commit_log}")
@@ -183,10 +188,8 @@ def _fact(fact: MembershipFact) -> str:
         return f"element {fact.cod_elp} of stage {fact.cod_etp} v{fact.cod_vrs_vet}, {fact.cod_anu}"
     if fact.kind is FactKind.STAGE:
         return f"stage {fact.cod_etp} v{fact.cod_vrs_vet}, {fact.cod_anu}"
-    dates = ""
-    if fact.timestart or fact.timeend:
-        dates = f", from {_epoch(fact.timestart)} to {_epoch(fact.timeend)}"
-    return f"manual ({fact.origin}): {fact.course} as {fact.role}{dates}"
+    dated = " (dated)" if fact.timestart or fact.timeend else ""
+    return f"manual ({fact.origin}): {fact.course} as {fact.role}{dated}"
 
 
 def _epoch(seconds: int | None) -> str:
@@ -202,10 +205,9 @@ def lineage_lines(record: AuditRecord, indent: str = "    ") -> list[str]:
     call = r.ws_function or "(no call)"
     ids = f"user id {r.moodle_user_id}, course id {r.moodle_course_id}"
     tuple_ = c.enrolment
-    dates = ""
+    lines.append(ui.clip(f"{indent}call     {call} ({ids}), {tuple_.role}, attempt {r.attempt}"))
     if tuple_.timestart or tuple_.timeend:
-        dates = f", {_epoch(tuple_.timestart)} → {_epoch(tuple_.timeend)}"
-    lines.append(f"{indent}call     {call} ({ids}), role {tuple_.role}{dates}, attempt {r.attempt}")
+        lines.append(f"{indent}dates    {_epoch(tuple_.timestart)} → {_epoch(tuple_.timeend)}")
     if r.error_code or r.message:
         lines.append(f"{indent}answer   {r.error_code or '-'}: {r.message or ''}")
     if c.approved_at is not None:
@@ -218,15 +220,14 @@ def lineage_lines(record: AuditRecord, indent: str = "    ") -> list[str]:
         )
     for n, fact in enumerate(c.facts):
         label = ("withdrawn" if removal else "because ") if n == 0 else "and      "
-        lines.append(f"{indent}{label} {_fact(fact)}")
+        lines.append(ui.clip(f"{indent}{label} {_fact(fact)}"))
         for i, ref in enumerate(fact.provenance):
             role = "changed by" if i == 0 else "row       "
-            lines.append(f"{indent}  {role} {ref.table} {ref.key}")
-            detail = f"committed {ui.fmt_ms(ref.committed_ms)}  {_position(ref)}"
+            committed = ui.fmt_ms(ref.committed_ms)
+            lines.append(ui.clip(f"{indent}  {role} {ref.table} {ref.key}, committed {committed}"))
             where = _kafka(ref)
-            lines.append(
-                ui.clip(f"{indent}             {detail}" + (f"  {where}" if where else ""))
-            )
+            detail = _position(ref) + (f"  {where}" if where else "")
+            lines.append(ui.clip(f"{indent}             {detail}"))
     return lines
 
 

@@ -176,8 +176,8 @@ def sync_csv(path: Path, output: str, check_moodle: bool, as_json: bool) -> None
         ui.fail(Exit.USAGE, explain(exc, "RECONCILER_"))
         return
     lines, invalid = parse_methods(path.read_text(encoding="utf-8-sig"), roles)
-    if check_moodle and lines and not invalid:
-        invalid = asyncio.run(_check_moodle(lines))
+    if check_moodle and lines:
+        invalid = sorted([*invalid, *asyncio.run(_check_moodle(lines))], key=lambda i: i.line)
     if invalid:
         for item in invalid:
             text = f"{path.name}:{item.line}: {item.reason}"

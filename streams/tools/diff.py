@@ -28,6 +28,7 @@ import getpass
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 
 import click
@@ -126,8 +127,16 @@ def _item(d: Drift) -> dict[str, str]:
         "kind": d.kind.value,
         "expected": d.expected,
         "found": d.found,
-        "why": d.why,
+        "ledger": _ledger(d),
     }
+
+
+def _ledger(d: Drift) -> str:
+    """What the reconciler last did, and since when (UTC): ``suspended 2026-03-10 14:02``."""
+    held = d.ledger
+    if held is None:
+        return "not applied yet"
+    return f"{held.status.value} {held.since.astimezone(UTC):%Y-%m-%d %H:%M}"
 
 
 async def compare(
@@ -181,14 +190,16 @@ def summary_lines(reports: Sequence[CourseReport]) -> list[str]:
 
 def detail_lines(reports: Sequence[CourseReport]) -> list[str]:
     rows = [
-        [d.course, d.user, d.kind.value, d.expected, d.found, d.why]
+        [d.course, d.user, d.kind.value, d.expected, d.found, _ledger(d)]
         for r in reports
         if r.result
         for d in r.result.items
     ]
     if not rows:
         return []
-    return ui.render_table(("course", "user", "drift", "expected", "found", "why"), rows, squeeze=5)
+    return ui.render_table(
+        ("course", "user", "drift", "expected", "found", "ledger"), rows, squeeze=0
+    )
 
 
 def totals(reports: Sequence[CourseReport]) -> str:

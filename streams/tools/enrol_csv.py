@@ -281,8 +281,8 @@ def command(
         return
     parsed = parse(text, worker.role_ids, course, _zone(tz))
     invalid = list(parsed.invalid)
-    if check_moodle and parsed.lines and not invalid:
-        invalid += _check_moodle(parsed.lines, worker.user_field)
+    if check_moodle and parsed.lines:
+        invalid = sorted([*invalid, *_check_moodle(parsed.lines, worker.user_field)], key=_line_no)
     if invalid:
         _report_invalid(path, invalid, as_json)
         raise SystemExit(int(Exit.ATTENTION))
@@ -325,6 +325,10 @@ def command(
         f"(source {source!r}, by {by})",
         err=as_json,
     )
+
+
+def _line_no(item: Invalid) -> int:
+    return item.line
 
 
 def _course_events_topic(app_id: str) -> str:

@@ -178,11 +178,12 @@ def command(path: Path, by_shortname: bool, dry_run: bool, as_json: bool) -> Non
 
     async def run() -> tuple[list[Invalid], list[Applied]]:
         async with MoodleClient(settings) as client:
-            if invalid or not lines:
+            if not lines:
                 return invalid, []
             ids, unknown = await resolve(client, lines, field)
-            if unknown or dry_run:
-                return sorted(unknown, key=lambda i: i.line), []
+            problems = sorted([*invalid, *unknown], key=lambda i: i.line)
+            if problems or dry_run:
+                return problems, []
             with ui.progress("meta links", len(lines)) as advance:
                 return [], await apply(client, lines, ids, advance)
 

@@ -93,11 +93,14 @@ _UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_moment(text: str, now: datetime | None = None) -> datetime:
-    """``2026-03-10``, ``2026-03-10T14:02[:05][Z|+01:00]``, ``now``, or ``2h`` (ago)."""
+    """``2026-03-10``, ``2026-03-10T14:02[:05][Z|+01:00]``, ``now``, ``today``,
+    ``yesterday``, or ``2h`` (that long ago)."""
     now = now or datetime.now(UTC)
     value = text.strip()
-    if value == "now":
+    if value in ("now", "today"):
         return now
+    if value == "yesterday":
+        return now - timedelta(days=1)
     found = _DURATION.match(value)
     if found:
         return now - timedelta(seconds=float(found.group(1)) * _UNITS[found.group(2)])
@@ -105,7 +108,8 @@ def parse_moment(text: str, now: datetime | None = None) -> datetime:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "T"))
     except ValueError:
         raise ValueError(
-            f"{text!r} is not a time: use 2026-03-10, 2026-03-10T14:02, …+01:00, now, 2h or 3d"
+            f"{text!r} is not a time: use 2026-03-10, 2026-03-10T14:02, …+01:00, now, today, "
+            "2h or 3d"
         ) from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 

@@ -266,10 +266,15 @@ def header_lines(
     if query.courses:
         who.append("course " + ", ".join(sorted(query.courses)))
     lines = [
-        f"reconciler audit {version('apogee-moodle-reconciler')} at {ui.fmt_time(now)}"
-        f" — {bootstrap}, assigned partitions, no group, no commits",
-        f"topic {info.name}: {info.partitions} partition(s), cleanup {info.cleanup_policy or '?'},"
-        f" retention {retention}; window {window}" + (f"; {'; '.join(who)}" if who else ""),
+        *ui.wrap(
+            f"reconciler audit {version('apogee-moodle-reconciler')} at {ui.fmt_time(now)}"
+            f" — {bootstrap}, assigned partitions, no group, no commits"
+        ),
+        *ui.wrap(
+            f"topic {info.name}: {info.partitions} partition(s), cleanup "
+            f"{info.cleanup_policy or '?'}, retention {retention}; window {window}"
+            + (f"; {'; '.join(who)}" if who else "")
+        ),
         "",
     ]
     rows = [
@@ -289,13 +294,15 @@ def footer_lines(result: AuditResult) -> list[str]:
     read = sum(result.read.values())
     per = ", ".join(f"p{p}: {n:,}" for p, n in sorted(result.read.items())) or "none"
     lines = [
-        f"{len(result.found)} record(s) matched out of {read:,} read ({per}) "
-        f"in {result.elapsed_s:.2f}s; {result.undecodable} undecodable",
-        f"sha256 of the matched records as JSON lines: {digest}",
+        *ui.wrap(
+            f"{len(result.found)} record(s) matched out of {read:,} read ({per}) "
+            f"in {result.elapsed_s:.2f}s; {result.undecodable} undecodable"
+        ),
+        f"sha256 (matched records, JSONL): {digest}",
     ]
     if result.expired:
         parts = ", ".join(f"p{s.partition} (kept from offset {s.low})" for s in result.expired)
-        lines.append(
+        lines += ui.wrap(
             f"WARNING: the window starts before the retained history on {parts}: "
             "older records were deleted by retention; this history may be incomplete."
         )

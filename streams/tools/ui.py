@@ -193,6 +193,15 @@ def render_table(
     return [line(list(headers)), line(["-" * w for w in widths]), *(line(r) for r in cells)]
 
 
+def wrap(text: str, width: int = WIDTH, indent: str = "  ") -> list[str]:
+    """Prose (headers, summaries, warnings) folded within ``width``; continuation indented."""
+    import textwrap
+
+    return textwrap.wrap(
+        text, width, subsequent_indent=indent, break_long_words=True, break_on_hyphens=False
+    ) or [""]
+
+
 def clip(text: str, width: int = WIDTH) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 

@@ -29,8 +29,10 @@ topic itself, in order with its events; one for a cohort the stage does not know
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from schemas.audit import AuditRecord
@@ -59,7 +61,7 @@ from streams.pipeline.state import CourseTables
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CohortGateway", "CohortStage", "cohort_events", "cohort_topic_specs"]
+__all__ = ["CohortGateway", "CohortStage", "Cohorts", "cohort_events", "cohort_topic_specs"]
 
 TABLES = ("cohort-desired", "cohort-ledger", "cohort-courses", "cohort-control")
 _FUNCTIONS = {
@@ -151,45 +153,28 @@ class _CohortApplier(Applier):
         return None
 
 
-class CohortStage:
-    """Wires the cohort topic, tables, agent and applier into a :class:`Pipeline`."""
+class Cohorts:
+    """The stage's logic, without faust (tested with dict tables): routing stage facts, the
+    cohort topic's records, and the applier's outbox. ``send`` hands a record to the cohort
+    topic (keyed by cohort); ``audit_out`` writes audit records."""
 
-    def __init__(self, pipeline: Any, template: str) -> None:
-        self.pipeline = pipeline
-        w = pipeline.config.worker
-        app = pipeline.app
-        raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
-        self.topic = app.topic(cohort_events(w.app_id), partitions=w.partitions, **raw)
-        self.tables = CourseTables(*(self._table(name) for name in TABLES))
+    def __init__(
+        self,
+        tables: CourseTables,
+        gateway: CohortGateway,
+        config: ApplierConfig,
+        template: str,
+        send: Callable[[bytes, bytes], Awaitable[None]],
+        send_soon: Callable[[bytes, bytes], None],
+        audit_out: Callable[[AuditRecord], Awaitable[None]],
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.tables = tables
         self.mapping = cohort_mapping(template)
-        gateway = CohortGateway(pipeline.moodle, w.user_field)
-        config = ApplierConfig(
-            policy=cohort_policy(w.plan_policy()),
-            park_retry_s=w.park_retry_s,
-            retry_base_s=w.retry_base_s,
-            retry_cap_s=w.retry_cap_s,
-            max_courses_per_cycle=w.max_courses_per_cycle,
-            cycles_in_flight=1,
-        )
-        self.applier = _CohortApplier(self.tables, self, gateway, config)
-        self.view = CourseView(self.tables, self.applier)
-        pipeline.students_view.also.append(self.on_effects)
-        app.agent(self.topic, name="cohorts", concurrency=1)(self._agent)
-        app.task(self.applier.run)
-        app.on_rebalance_complete.connect(self._on_ready)
-        app.on_partitions_revoked.connect(self._on_revoked)
-
-    def _table(self, name: str) -> Any:
-        w = self.pipeline.config.worker
-        options = {
-            "write_buffer_size": w.rocksdb_write_buffer_mb * 2**20,
-            "max_write_buffer_number": 2,
-            "block_cache_size": w.rocksdb_block_cache_mb * 2**20,
-            "block_cache_compressed_size": 0,
-        }
-        return self.pipeline.app.Table(
-            name, partitions=w.partitions, key_type=bytes, value_type=bytes, options=options
-        )
+        self._send, self._send_soon, self._audit_out = send, send_soon, audit_out
+        self.applier = _CohortApplier(tables, self, gateway, config, clock=clock, wall=wall)
+        self.view = CourseView(tables, self.applier, clock=wall)
 
     # -- in: stage facts from the students agent, events and commands on the cohort topic ----
     def on_effects(self, effects: Iterable[Effect]) -> None:
@@ -198,11 +183,7 @@ class CohortStage:
             by_cohort[change.course].append(FactChange(change.role, change.fact, change.asserted))
         for cohort, changes in by_cohort.items():
             event = FactsChanged(course=cohort, changes=tuple(changes))
-            self.topic.send_soon(key=cohort.encode(), value=encode_event(event))
-
-    async def _agent(self, stream: Any) -> None:
-        async for event in stream.events():
-            self.on_record(event.message.value or b"")
+            self._send_soon(cohort.encode(), encode_event(event))
 
     def on_record(self, value: bytes) -> None:
         try:
@@ -219,24 +200,82 @@ class CohortStage:
             return
         self.view.on_control(command)
 
-    # -- out: the applier's results and audit records ------------------------------------------
+    # -- out: the applier's results and audit records (its Outbox) -----------------------------
     async def publish(self, event: CourseEvent) -> None:
-        await self.topic.send(key=event.course.encode(), value=encode_event(event))
+        await self._send(event.course.encode(), encode_event(event))
 
     async def audit(self, records: Sequence[AuditRecord]) -> None:
-        topic = self.pipeline.audit_topic
         for record in records:
             if record.ws_function is not None:
                 function = _FUNCTIONS.get(record.command.kind, record.ws_function)
                 record = record.model_copy(update={"ws_function": function})
-            await topic.send(
-                key=record.command.course.encode(), value=record.model_dump_json().encode()
-            )
+            await self._audit_out(record)
 
-    # -- lifecycle -------------------------------------------------------------------------------
+
+class CohortStage:
+    """Wires :class:`Cohorts` into a :class:`~streams.pipeline.app.Pipeline`: the cohort
+    topic, the four tables, the agent, the applier's task and the rebalance signals."""
+
+    def __init__(self, pipeline: Any, template: str) -> None:
+        self.pipeline = pipeline
+        w = pipeline.config.worker
+        app = pipeline.app
+        raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+        self.topic = app.topic(cohort_events(w.app_id), partitions=w.partitions, **raw)
+        tables = CourseTables(*(self._table(name) for name in TABLES))
+        config = ApplierConfig(
+            policy=cohort_policy(w.plan_policy()),
+            park_retry_s=w.park_retry_s,
+            retry_base_s=w.retry_base_s,
+            retry_cap_s=w.retry_cap_s,
+            max_courses_per_cycle=w.max_courses_per_cycle,
+            cycles_in_flight=1,
+        )
+        self.flow = Cohorts(
+            tables,
+            CohortGateway(pipeline.moodle, w.user_field),
+            config,
+            template,
+            self._send,
+            self._send_soon,
+            self._audit,
+        )
+        pipeline.students_view.also.append(self.flow.on_effects)
+        app.agent(self.topic, name="cohorts", concurrency=1)(self._agent)
+        app.task(self.flow.applier.run)
+        app.on_rebalance_complete.connect(self._on_ready)
+        app.on_partitions_revoked.connect(self._on_revoked)
+
+    def _table(self, name: str) -> Any:
+        w = self.pipeline.config.worker
+        options = {
+            "write_buffer_size": w.rocksdb_write_buffer_mb * 2**20,
+            "max_write_buffer_number": 2,
+            "block_cache_size": w.rocksdb_block_cache_mb * 2**20,
+            "block_cache_compressed_size": 0,
+        }
+        return self.pipeline.app.Table(
+            name, partitions=w.partitions, key_type=bytes, value_type=bytes, options=options
+        )
+
+    async def _agent(self, stream: Any) -> None:
+        async for event in stream.events():
+            self.flow.on_record(event.message.value or b"")
+
+    async def _send(self, key: bytes, value: bytes) -> None:
+        await self.topic.send(key=key, value=value)
+
+    def _send_soon(self, key: bytes, value: bytes) -> None:
+        self.topic.send_soon(key=key, value=value)
+
+    async def _audit(self, record: AuditRecord) -> None:
+        await self.pipeline.audit_topic.send(
+            key=record.command.course.encode(), value=record.model_dump_json().encode()
+        )
+
     async def _on_ready(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        self.applier.sweep()
-        self.applier.resume()
+        self.flow.applier.sweep()
+        self.flow.applier.resume()
 
     async def _on_revoked(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        self.applier.pause()
+        self.flow.applier.pause()

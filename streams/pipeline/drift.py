@@ -50,7 +50,11 @@ def observed_of(roster: Roster) -> dict[str, Observed]:
 
 
 def repair_event(
-    course: str, items: Iterable[Drift], seen: dict[str, Observed], by: str
+    course: str,
+    items: Iterable[Drift],
+    seen: dict[str, Observed],
+    by: str,
+    at: datetime | None = None,
 ) -> EnrolmentsObserved:
     users = sorted({d.user for d in items})
     found = tuple(
@@ -60,7 +64,7 @@ def repair_event(
     )
     absent = tuple(u for u in users if u not in seen)
     return EnrolmentsObserved(
-        course=course, found=found, absent=absent, by=by, at=datetime.now(UTC)
+        course=course, found=found, absent=absent, by=by, at=at or datetime.now(UTC)
     )
 
 
@@ -96,6 +100,7 @@ class DriftWatch:
         interval_s: float,
         confirm_s: float,
         repair: bool,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.tables = tables
         self.gateway = gateway
@@ -105,6 +110,7 @@ class DriftWatch:
         self.interval_s = interval_s
         self.confirm_s = confirm_s
         self.repair = repair
+        self.wall = wall
         self.last: dict[str, CourseDrift] = {}
         for kind in DriftKind:
             metrics.DRIFT.labels(kind.value).set(0)
@@ -137,7 +143,8 @@ class DriftWatch:
             if kept.items:
                 confirmed[course] = kept
                 if self.repair:
-                    await self.publish(repair_event(course, kept.items, again[1], "drift-check"))
+                    event = repair_event(course, kept.items, again[1], "drift-check", self.wall())
+                    await self.publish(event)
         self._report(confirmed)
         self.last = confirmed
         return confirmed

@@ -124,7 +124,7 @@ def test_manual_facts_join_and_only_manual_ones_are_taken_from_course_events() -
         [
             CourseChange("2026-INF101", "editingteacher", teacher, True),
             CourseChange("2026-INF101", "student", apogee, True),
-        ],  # fmt: skip
+        ],
         T0,
     )
     assert rosters(replay) == {

@@ -21,7 +21,7 @@ AT = datetime(2026, 3, 10, 14, 2, 11, tzinfo=UTC)
 
 def suspension(user: str = "21000042", course: str = "2026-INF101") -> AuditRecord:
     deleted = SourceRef(
-        "IND_CONTRAT_ELP", f"2026|60000042|L1INF|1|INF101", 26783432, "815",
+        "IND_CONTRAT_ELP", "2026|60000042|L1INF|1|INF101", 26783432, "815",
         committed_ms=int((AT - timedelta(hours=1)).timestamp() * 1000),
         topic="apogee.apogee.ind_contrat_elp", partition=2, offset=1234,
     )  # fmt: skip

@@ -207,7 +207,9 @@ class HistoryReader:
         todo = {(s.topic, s.partition): s for s in spans if s.size > 0}
         if not todo:
             return
-        self._consumer.assign([TopicPartition(t, p, s.start) for (t, p), s in todo.items()])
+        assignment = [TopicPartition(t, p, s.start) for (t, p), s in todo.items()]
+        self._consumer.assign(assignment)
+        self._consumer.resume(assignment)  # librdkafka keeps a partition paused across assigns
         position = {key: s.start for key, s in todo.items()}
         idle_deadline = time.monotonic() + self.timeout_s
         try:

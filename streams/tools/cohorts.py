@@ -195,8 +195,16 @@ def sync_csv(path: Path, output: str, check_moodle: bool, as_json: bool) -> None
     counts = Counter(x.action for x in lines)
     if as_json:
         for x in lines:
-            ui.emit_json({"line": x.line, "course": x.course, "cohort": x.cohort, "role": x.role,
-                          "action": x.action, "new_group": x.new_group})  # fmt: skip
+            ui.emit_json(
+                {
+                    "line": x.line,
+                    "course": x.course,
+                    "cohort": x.cohort,
+                    "role": x.role,
+                    "action": x.action,
+                    "new_group": x.new_group,
+                }
+            )
     summary = ", ".join(f"{counts[a]} {a}" for a in ACTIONS if counts[a])
     where = "stdout" if output == "-" else output
     ui.say(

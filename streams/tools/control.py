@@ -240,8 +240,10 @@ def release(
             ui.emit_json(event.model_dump(mode="json"))
         return
     what = ", ".join(users) if users else "every enrolment it owns"
-    click.echo(f"released in {len(names)} course(s) ({', '.join(names[:5])}"
-               f"{' …' if len(names) > 5 else ''}): {what}; {sent} sent")  # fmt: skip
+    click.echo(
+        f"released in {len(names)} course(s) ({', '.join(names[:5])}"
+        f"{' …' if len(names) > 5 else ''}): {what}; {sent} sent"
+    )
 
 
 @click.command(
@@ -273,14 +275,26 @@ def freeze(
         ControlCommand(action=ControlAction.PAUSE, course=c, at=now, by=by, reason=reason)
         for c in names
     ]
-    sent = _send((topics.control, p.course.encode() if p.course else None,
-                  p.model_dump_json().encode(), None) for p in pauses)  # fmt: skip
+    sent = _send(
+        (
+            topics.control,
+            p.course.encode() if p.course else None,
+            p.model_dump_json().encode(),
+            None,
+        )
+        for p in pauses
+    )
     events = _released(names, (), by)
     sent += _send_released(events)
     if as_json:
         for p, e in zip(pauses, events, strict=True):
-            ui.emit_json({"course": p.course, "paused": p.model_dump(mode="json"),
-                          "released": e.model_dump(mode="json")})  # fmt: skip
+            ui.emit_json(
+                {
+                    "course": p.course,
+                    "paused": p.model_dump(mode="json"),
+                    "released": e.model_dump(mode="json"),
+                }
+            )
         return
     click.echo(f"frozen {len(names)} course(s): paused and released ({sent} records sent)")
 

@@ -291,9 +291,17 @@ def command(
     out = events(parsed.lines, source, path.name, batch, at_ms)
     if as_json:
         for line in parsed.lines:
-            ui.emit_json({"line": line.line, "user": line.user, "course": line.course,
-                          "role": line.role, "action": "add" if line.add else "remove",
-                          "timestart": line.timestart, "timeend": line.timeend})  # fmt: skip
+            ui.emit_json(
+                {
+                    "line": line.line,
+                    "user": line.user,
+                    "course": line.course,
+                    "role": line.role,
+                    "action": "add" if line.add else "remove",
+                    "timestart": line.timestart,
+                    "timeend": line.timeend,
+                }
+            )
     else:
         for text_line in ui.render_table(
             ("course", "role", "add", "remove", "dated"),

@@ -221,9 +221,16 @@ def _report(path: Path, applied: Sequence[Applied], as_json: bool) -> None:
     for a in applied:
         x = a.line
         if as_json:
-            ui.emit_json({"line": x.line, "meta": x.meta, "course": x.course,
-                          "action": "add" if x.add else "remove", "outcome": a.outcome,
-                          "error": a.error or None})  # fmt: skip
+            ui.emit_json(
+                {
+                    "line": x.line,
+                    "meta": x.meta,
+                    "course": x.course,
+                    "action": "add" if x.add else "remove",
+                    "outcome": a.outcome,
+                    "error": a.error or None,
+                }
+            )
         rows.append([x.line, x.meta, x.course, "add" if x.add else "remove", a.outcome, a.error])
     if not as_json:
         for line in ui.render_table(

@@ -365,9 +365,16 @@ def command(
         policy,
     )
     candidate = _candidate(
-        baseline, mapping_path, in_force, template, paid_states, removal, grace,
-        guard_max_count, guard_max_share,
-    )  # fmt: skip
+        baseline,
+        mapping_path,
+        in_force,
+        template,
+        paid_states,
+        removal,
+        grace,
+        guard_max_count,
+        guard_max_share,
+    )
     wanted = frozenset(courses) or None
     from streams.pipeline.topics import course_events
 
@@ -380,9 +387,16 @@ def command(
 
             with ui.progress("replaying", None) as advance:
                 result = replay(
-                    reader, names.cdc, course_events(worker.app_id), at, baseline, candidate,
-                    wanted, advance, sized,
-                )  # fmt: skip
+                    reader,
+                    names.cdc,
+                    course_events(worker.app_id),
+                    at,
+                    baseline,
+                    candidate,
+                    wanted,
+                    advance,
+                    sized,
+                )
             ledgers: dict[str, CourseLedger] = {}
             if candidate is not None:
                 with ui.progress("reading what was applied", None) as advance:

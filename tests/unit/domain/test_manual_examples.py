@@ -29,9 +29,16 @@ def manual(
 ) -> MembershipFact:
     ref = SourceRef("CSV", f"list.csv:{line}", line, "batch-1")
     return MembershipFact(
-        user, FactKind.MANUAL, "", course=COURSE, role=role, origin=origin,
-        provenance=(ref,), timestart=start, timeend=end,
-    )  # fmt: skip
+        user,
+        FactKind.MANUAL,
+        "",
+        course=COURSE,
+        role=role,
+        origin=origin,
+        provenance=(ref,),
+        timestart=start,
+        timeend=end,
+    )
 
 
 def add(

@@ -24,11 +24,26 @@ PERSON, IAE, ICE = Table.INDIVIDU, Table.INS_ADM_ETP, Table.IND_CONTRAT_ELP
 
 def student(db: Db, ind: int, *elements: str, state: str = "E") -> None:
     db.write(PERSON, cod_ind=ind, cod_etu=21000000 + ind, lib_nom_pat_ind="X")
-    db.write(IAE, cod_anu="2026", cod_ind=ind, cod_etp="L1INF", cod_vrs_vet=1, num_occ_iae=1,
-             eta_iae=state, eta_pmt_iae="P")  # fmt: skip
+    db.write(
+        IAE,
+        cod_anu="2026",
+        cod_ind=ind,
+        cod_etp="L1INF",
+        cod_vrs_vet=1,
+        num_occ_iae=1,
+        eta_iae=state,
+        eta_pmt_iae="P",
+    )
     for elp in elements:
-        db.write(ICE, cod_anu="2026", cod_ind=ind, cod_etp="L1INF", cod_vrs_vet=1, cod_elp=elp,
-                 tem_prc_ice="N")  # fmt: skip
+        db.write(
+            ICE,
+            cod_anu="2026",
+            cod_ind=ind,
+            cod_etp="L1INF",
+            cod_vrs_vet=1,
+            cod_elp=elp,
+            tem_prc_ice="N",
+        )
     db.commit()
 
 
@@ -51,8 +66,16 @@ def test_a_replay_rebuilds_what_the_tables_say() -> None:
     for ind in range(1, 40):
         student(db, ind, "INF101", "INF102" if ind % 2 else "MAT101")
     db.delete(ICE, cod_anu="2026", cod_ind=3, cod_etp="L1INF", cod_vrs_vet=1, cod_elp="INF101")
-    db.write(IAE, cod_anu="2026", cod_ind=4, cod_etp="L1INF", cod_vrs_vet=1, num_occ_iae=1,
-             eta_iae="A", eta_pmt_iae="P")  # fmt: skip
+    db.write(
+        IAE,
+        cod_anu="2026",
+        cod_ind=4,
+        cod_etp="L1INF",
+        cod_vrs_vet=1,
+        num_occ_iae=1,
+        eta_iae="A",
+        eta_pmt_iae="P",
+    )
     replay = Replay(build_mapping(()))
     feed(replay, db.records)
     assert rosters(replay) == desired_from_tables(db.tables)
@@ -116,8 +139,15 @@ def test_manual_facts_join_and_only_manual_ones_are_taken_from_course_events() -
     replay = Replay(build_mapping(()))
     feed(replay, db.records)
     ref = SourceRef("CSV", "t.csv:2", 2, "b")
-    teacher = MembershipFact("99", FactKind.MANUAL, "", course="2026-INF101", role="editingteacher",
-                             origin="csv", provenance=(ref,))  # fmt: skip
+    teacher = MembershipFact(
+        "99",
+        FactKind.MANUAL,
+        "",
+        course="2026-INF101",
+        role="editingteacher",
+        origin="csv",
+        provenance=(ref,),
+    )
     apogee = MembershipFact("55", FactKind.ELEMENT, "2026", "L1INF", 1, "INF101")
     replay.manual(
         "2026-INF101",

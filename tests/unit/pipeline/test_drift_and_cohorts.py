@@ -224,8 +224,15 @@ async def test_stage_facts_make_a_cohort_and_keep_its_members_in_step(
     assert {a.command.course for a in added} == {COHORT}
     assert added[0].command.facts[0].cod_etp == "L1INF"  # lineage: the stage fact and its row
 
-    db.write(Table.INS_ADM_ETP, cod_anu="2026", cod_ind=2, cod_etp="L1INF", cod_vrs_vet=1,
-             num_occ_iae=1, eta_iae="A")  # fmt: skip
+    db.write(
+        Table.INS_ADM_ETP,
+        cod_anu="2026",
+        cod_ind=2,
+        cod_etp="L1INF",
+        cod_vrs_vet=1,
+        num_occ_iae=1,
+        eta_iae="A",
+    )
     db.commit()
     loop.feed(db)
     await cohorts.settle()
@@ -271,8 +278,15 @@ async def test_a_mass_removal_from_a_cohort_is_held_and_a_command_for_an_unknown
     loop.feed(db)
     await cohorts.settle()
     for i in range(1, 6):
-        db.write(Table.INS_ADM_ETP, cod_anu="2026", cod_ind=i, cod_etp="L1INF", cod_vrs_vet=1,
-                 num_occ_iae=1, eta_iae="A")  # fmt: skip
+        db.write(
+            Table.INS_ADM_ETP,
+            cod_anu="2026",
+            cod_ind=i,
+            cod_etp="L1INF",
+            cod_vrs_vet=1,
+            num_occ_iae=1,
+            eta_iae="A",
+        )
     db.commit()
     loop.feed(db)
     await cohorts.settle()

@@ -21,20 +21,31 @@ AT = datetime(2026, 3, 10, 14, 2, 11, tzinfo=UTC)
 
 def suspension(user: str = "21000042", course: str = "2026-INF101") -> AuditRecord:
     deleted = SourceRef(
-        "IND_CONTRAT_ELP", "2026|60000042|L1INF|1|INF101", 26783432, "815",
+        "IND_CONTRAT_ELP",
+        "2026|60000042|L1INF|1|INF101",
+        26783432,
+        "815",
         committed_ms=int((AT - timedelta(hours=1)).timestamp() * 1000),
-        topic="apogee.apogee.ind_contrat_elp", partition=2, offset=1234,
-    )  # fmt: skip
+        topic="apogee.apogee.ind_contrat_elp",
+        partition=2,
+        offset=1234,
+    )
     iae = SourceRef("INS_ADM_ETP", "2026|60000042|L1INF|1|1", 26779440, "812", committed_ms=1)
-    fact = MembershipFact(user, FactKind.ELEMENT, "2026", "L1INF", 1, "INF101",
-                          provenance=(deleted, iae))  # fmt: skip
+    fact = MembershipFact(
+        user, FactKind.ELEMENT, "2026", "L1INF", 1, "INF101", provenance=(deleted, iae)
+    )
     command = MoodleCommand(
         CommandKind.SUSPEND, course, user, EnrolmentTuple("student", 0, 0, True), facts=(fact,)
     )
     return AuditRecord(
-        command=command, outcome=Outcome.APPLIED, at=AT, ws_function="enrol_manual_enrol_users",
-        moodle_user_id=1042, moodle_course_id=17, latency_s=3601.2,
-    )  # fmt: skip
+        command=command,
+        outcome=Outcome.APPLIED,
+        at=AT,
+        ws_function="enrol_manual_enrol_users",
+        moodle_user_id=1042,
+        moodle_course_id=17,
+        latency_s=3601.2,
+    )
 
 
 def test_the_why_of_a_suspension_names_the_row_position_commit_and_kafka_record() -> None:
@@ -123,8 +134,12 @@ def test_a_table_squeezes_one_column_to_fit() -> None:
 
 def test_durations_read_at_a_glance() -> None:
     assert [ui.fmt_duration(s) for s in (None, 3.24, 75, 3601.2, 200_000)] == [
-        "-", "3.2s", "1m15s", "1h00m", "2d07h",
-    ]  # fmt: skip
+        "-",
+        "3.2s",
+        "1m15s",
+        "1h00m",
+        "2d07h",
+    ]
 
 
 def test_exit_codes_are_fixed() -> None:

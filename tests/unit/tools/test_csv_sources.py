@@ -31,8 +31,12 @@ def test_a_valid_file_into_several_courses() -> None:
     assert parsed.invalid == ()
     first, second, third = parsed.lines
     assert (first.line, first.user, first.course, first.role, first.add) == (
-        2, "21000001", "2026-INF101", "student", True,
-    )  # fmt: skip
+        2,
+        "21000001",
+        "2026-INF101",
+        "student",
+        True,
+    )
     assert second.timestart == int(datetime(2026, 9, 1, tzinfo=PARIS).timestamp())
     # an end date includes that whole day
     assert second.timeend == int(datetime(2027, 2, 1, tzinfo=PARIS).timestamp())
@@ -112,8 +116,12 @@ def test_lines_become_manual_facts_with_their_file_and_line_as_provenance() -> N
     assert fact.timeend is not None and fact.timestart is None
     (ref,) = fact.provenance
     assert (ref.table, ref.key, ref.log, ref.tx, ref.committed_ms) == (
-        "CSV", "tutors.csv:2", 2, "batch-7", 1234,
-    )  # fmt: skip
+        "CSV",
+        "tutors.csv:2",
+        2,
+        "batch-7",
+        1234,
+    )
 
 
 def test_a_large_course_is_sent_in_several_events() -> None:
@@ -180,10 +188,17 @@ def test_the_upload_courses_csv_moodle_takes() -> None:
     rows = list(csv.DictReader(io.StringIO(cohorts.upload_csv(lines))))
     assert list(rows[0]) == list(cohorts.UPLOAD_COLUMNS)
     simple = [
-        (r["shortname"], r["enrolment_1"], r["enrolment_1_role"], r["enrolment_1_cohortidnumber"],
-         r["enrolment_1_addtogroup"], r["enrolment_1_disable"], r["enrolment_1_delete"])
+        (
+            r["shortname"],
+            r["enrolment_1"],
+            r["enrolment_1_role"],
+            r["enrolment_1_cohortidnumber"],
+            r["enrolment_1_addtogroup"],
+            r["enrolment_1_disable"],
+            r["enrolment_1_delete"],
+        )
         for r in rows
-    ]  # fmt: skip
+    ]
     assert simple == [
         ("C1", "cohort", "student", "IA-A", "1", "0", ""),
         ("C2", "cohort", "teacher", "IA-A", "", "1", ""),

@@ -22,13 +22,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
+import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import click
+from confluent_kafka import Message
 from pydantic import ValidationError
 
 from schemas.audit import AuditRecord, Outcome
@@ -40,7 +45,17 @@ from streams.kafka.settings import KafkaSettings, TopicNames
 from streams.tools import ui
 from streams.tools.ui import Exit
 
-__all__ = ["AuditQuery", "AuditResult", "Found", "command", "lineage_lines", "search"]
+__all__ = [
+    "AuditQuery",
+    "AuditResult",
+    "Found",
+    "command",
+    "lineage_lines",
+    "resolve",
+    "scan",
+    "scan_all",
+    "search",
+]
 
 SEEK_MARGIN = timedelta(minutes=5)  # a record is produced just after its ``at``
 
@@ -117,10 +132,27 @@ def search(
     topic: str,
     query: AuditQuery,
     progress: Callable[[int], None] | None = None,
-    on_spans: Callable[[list[PartitionSpan]], None] | None = None,
 ) -> AuditResult:
     """Every audit record matching ``query``, in the order they were applied."""
-    started = time.monotonic()
+    return scan_all(reader, resolve(reader, topic, query), query, progress)
+
+
+def scan_all(
+    reader: HistoryReader,
+    result: AuditResult,
+    query: AuditQuery,
+    progress: Callable[[int], None] | None = None,
+) -> AuditResult:
+    """:func:`scan`, in several processes when the scan is large (:func:`workers_for`)."""
+    workers = workers_for(result)
+    if workers > 1:
+        return scan_in_processes(reader.settings, result, query, workers, progress)
+    return scan(reader, result, query, progress)
+
+
+def resolve(reader: HistoryReader, topic: str, query: AuditQuery) -> AuditResult:
+    """What to read: the topic, and the query's window on the partitions it needs (one per
+    course named, else all); an empty result to fill."""
     info = reader.topic_info(topic)
     partitions = (
         sorted({partition_of(c.encode(), info.partitions) for c in query.courses})
@@ -133,34 +165,117 @@ def search(
         ui.to_ms(query.until + SEEK_MARGIN) if query.until else None,
         partitions,
     )
-    if on_spans is not None:
-        on_spans(spans)
-    result = AuditResult(info, spans)
+    return AuditResult(info, spans)
+
+
+def _take(result: AuditResult, query: AuditQuery, message: Message, value: bytes) -> None:
+    try:
+        record = AuditRecord.model_validate_json(value)
+    except ValidationError:
+        result.undecodable += 1
+        return
+    if query.matches(record):
+        kind, ts = message.timestamp()
+        offset = int(message.offset() or 0)
+        partition = int(message.partition() or 0)
+        result.found.append(
+            Found(record, result.info.name, partition, offset, ts if kind else None)
+        )
+
+
+def scan(
+    reader: HistoryReader,
+    result: AuditResult,
+    query: AuditQuery,
+    progress: Callable[[int], None] | None = None,
+) -> AuditResult:
+    started = time.monotonic()
     needles, keys = query.needles(), query.keys()
-    for batch in reader.batches(spans, progress):
-        for message in batch:
-            partition = int(message.partition() or 0)
-            result.read[partition] += 1
+    needle = needles[0] if len(needles) == 1 else None  # the usual case, tested without a loop
+    for batch in reader.batches(result.spans, progress):
+        for message in batch:  # hot path: a byte test before any parsing
             if keys and message.key() not in keys:
                 continue
             value = message.value()
-            if value is None or (needles and not any(n in value for n in needles)):
+            if value is None:
                 continue
-            try:
-                record = AuditRecord.model_validate_json(value)
-            except ValidationError:
-                result.undecodable += 1
+            if needle is not None:
+                if needle not in value:
+                    continue
+            elif needles and not any(n in value for n in needles):
                 continue
-            if query.matches(record):
-                kind, ts = message.timestamp()
-                result.found.append(
-                    Found(
-                        record, topic, partition, int(message.offset() or 0), ts if kind else None
-                    )
-                )
+            _take(result, query, message, value)
+        result.read.update(m.partition() for m in batch)  # type: ignore[misc]  # C-speed count
     result.found.sort(key=lambda f: (f.record.at, f.partition, f.offset))
-    result.elapsed_s = time.monotonic() - started
+    result.elapsed_s += time.monotonic() - started
     return result
+
+
+# -- several processes: a large scan is bound by turning Kafka records into Python objects ------
+PARALLEL_FROM = 200_000  # offsets to read before processes pay their start (≈ 0.5 s each)
+_counter: Any = None
+
+
+def workers_for(result: AuditResult, cpus: int | None = None) -> int:
+    """How many processes to scan with: one per CPU, at most one per partition; one for a
+    small scan."""
+    partitions = sum(1 for s in result.spans if s.size)
+    if sum(s.size for s in result.spans) < PARALLEL_FROM:
+        return 1
+    return max(1, min(partitions, cpus or os.cpu_count() or 1))
+
+
+def scan_in_processes(
+    settings: KafkaSettings,
+    result: AuditResult,
+    query: AuditQuery,
+    workers: int,
+    progress: Callable[[int], None] | None = None,
+) -> AuditResult:
+    """:func:`scan` with the partitions shared among ``workers`` processes (spawned: the
+    parent holds a librdkafka consumer, and forking its threads is unsafe)."""
+    context = multiprocessing.get_context("spawn")
+    counter = context.Value("q", 0)
+    spans = sorted((s for s in result.spans if s.size), key=lambda s: -s.size)
+    groups: list[list[PartitionSpan]] = [[] for _ in range(workers)]
+    for span in spans:  # largest first, to the least loaded
+        min(groups, key=lambda g: sum(s.size for s in g)).append(span)
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_share, initargs=(counter,)
+    ) as pool:
+        futures = [pool.submit(_scan_part, settings, result.info, g, query) for g in groups if g]
+        seen = 0
+        while True:
+            finished = all(f.done() for f in futures)
+            if progress is not None and counter.value > seen:
+                progress(counter.value - seen)
+                seen = counter.value
+            if finished:
+                break
+            time.sleep(0.1)
+        parts = [f.result() for f in futures]
+    for part in parts:
+        result.found += part.found
+        result.read.update(part.read)
+        result.undecodable += part.undecodable
+    result.found.sort(key=lambda f: (f.record.at, f.partition, f.offset))
+    return result
+
+
+def _share(counter: Any) -> None:
+    global _counter
+    _counter = counter
+
+
+def _scan_part(
+    settings: KafkaSettings, info: TopicInfo, spans: list[PartitionSpan], query: AuditQuery
+) -> AuditResult:
+    def advance(n: int) -> None:
+        with _counter.get_lock():
+            _counter.value += n
+
+    with HistoryReader(settings) as reader:
+        return scan(reader, AuditResult(info, spans), query, advance)
 
 
 # -- rendering -----------------------------------------------------------------------------------
@@ -410,16 +525,14 @@ def command(
     kafka, names = _settings()
     topic = topic or names.audit
     now = datetime.now(UTC)
-    printed_header: list[bool] = [False]
     try:
         with HistoryReader(kafka) as reader:
-            total = [0]
-
-            def spans_known(spans: list[PartitionSpan]) -> None:
-                total[0] = sum(s.size for s in spans)
-
-            with ui.progress("reading audit records", None) as advance:
-                result = search(reader, topic, query, advance, spans_known)
+            started = time.monotonic()
+            result = resolve(reader, topic, query)
+            total = sum(s.size for s in result.spans)
+            with ui.progress("reading audit records", total) as advance:
+                result = scan_all(reader, result, query, advance)
+            result.elapsed_s = time.monotonic() - started
     except ReadError as exc:
         ui.fail(Exit.KAFKA, str(exc))
         return
@@ -431,7 +544,6 @@ def command(
     else:
         for line in header_lines(result, kafka.bootstrap_servers, query, now):
             ui.say(line)
-        printed_header[0] = True
         ui.say()
         for line in render(result, brief):
             ui.say(line)
@@ -451,7 +563,3 @@ def _settings() -> tuple[KafkaSettings, TopicNames]:
 
         ui.fail(Exit.USAGE, explain(exc, "RECONCILER_"))
         raise
-
-
-def matched_users(found: Iterable[Found]) -> Sequence[str]:
-    return sorted({f.record.command.user for f in found})

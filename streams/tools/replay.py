@@ -23,7 +23,6 @@ The mapping rules are a compacted topic (their latest version, not as of ``--at`
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -53,7 +52,16 @@ from streams.pipeline.settings import WorkerSettings, explain
 from streams.tools import ui
 from streams.tools.ui import Exit
 
-__all__ = ["Candidate", "Outcome", "WhatIf", "command", "ledgers_from_audit", "replay", "what_if"]
+__all__ = [
+    "Candidate",
+    "Result",
+    "WhatIf",
+    "command",
+    "ledgers_from_audit",
+    "replay",
+    "spans_until",
+    "what_if",
+]
 
 
 @dataclass(frozen=True)
@@ -85,27 +93,26 @@ class Result:
         return [s for s in self.spans if s.expired]
 
 
+def spans_until(reader: HistoryReader, topics: Sequence[str], at: datetime) -> list[PartitionSpan]:
+    """Every partition of ``topics`` from its beginning to ``at``."""
+    return [s for t in topics for s in reader.resolve(t, None, ui.to_ms(at))]
+
+
 def replay(
     reader: HistoryReader,
-    topics: Sequence[str],
-    manual_topic: str | None,
+    spans: list[PartitionSpan],
+    cdc_topics: Sequence[str],
     at: datetime,
     baseline: Candidate,
     candidate: Candidate | None,
     courses: frozenset[str] | None,
     progress: Callable[[int], None] | None = None,
-    on_spans: Callable[[list[PartitionSpan]], None] | None = None,
 ) -> Result:
-    """Feed every retained record up to ``at`` to the baseline (and the candidate)."""
-    until = ui.to_ms(at)
-    spans = [s for t in topics for s in reader.resolve(t, None, until)]
-    if manual_topic is not None:
-        spans += reader.resolve(manual_topic, None, until)
-    if on_spans is not None:
-        on_spans(spans)
+    """Feed the records of ``spans`` (CDC topics, and course events for manual facts) to the
+    baseline (and the candidate), in time order."""
     runs = [baseline.replay(courses)] + ([candidate.replay(courses)] if candidate else [])
     counts: Counter[str] = Counter()
-    cdc = set(topics)
+    cdc = set(cdc_topics)
     for message in reader.merged(spans, progress):
         topic = message.topic() or ""
         kind, ts = message.timestamp()
@@ -117,8 +124,7 @@ def replay(
                 run.cdc(topic, message.value(), where, moment)
         else:
             _manual(runs, message.value(), moment, counts)
-    for run in runs:
-        counts.update({f"fold {k}": v for k, v in run.counts.items()} if run is runs[0] else {})
+    counts.update({f"fold {k}": v for k, v in runs[0].counts.items()})
     return Result(
         at,
         spans,
@@ -145,14 +151,13 @@ def _manual(
 # -- what was applied, and what-if --------------------------------------------------------------
 def ledgers_from_audit(
     reader: HistoryReader,
-    topic: str,
+    spans: list[PartitionSpan],
     at: datetime,
     courses: frozenset[str] | None,
     progress: Callable[[int], None] | None = None,
-) -> tuple[dict[str, CourseLedger], list[PartitionSpan]]:
-    """What the reconciler had done in Moodle by ``at``: its applied audit records folded
-    into ledgers (only its own enrolments: foreign ones are not audited)."""
-    spans = reader.resolve(topic, None, ui.to_ms(at))
+) -> dict[str, CourseLedger]:
+    """What the reconciler had done in Moodle by ``at``: the applied audit records of
+    ``spans`` folded into ledgers (its own enrolments only: foreign ones are not audited)."""
     entries: dict[str, dict[str, LedgerEntry]] = {}
     for batch in reader.batches(spans, progress):
         for message in batch:
@@ -172,7 +177,7 @@ def ledgers_from_audit(
             old = held.get(command.user)
             single = CourseLedger(command.course, {command.user: old} if old else {})
             held[command.user] = ledger_ops.apply(single, command, record.at).entries[command.user]
-    return {c: CourseLedger(c, e) for c, e in entries.items()}, spans
+    return {c: CourseLedger(c, e) for c, e in entries.items()}
 
 
 @dataclass(frozen=True)
@@ -380,29 +385,15 @@ def command(
 
     try:
         with HistoryReader(kafka) as reader:
-            total = [0]
-
-            def sized(spans: list[PartitionSpan]) -> None:
-                total[0] = sum(s.size for s in spans)
-
-            with ui.progress("replaying", None) as advance:
-                result = replay(
-                    reader,
-                    names.cdc,
-                    course_events(worker.app_id),
-                    at,
-                    baseline,
-                    candidate,
-                    wanted,
-                    advance,
-                    sized,
-                )
+            spans = spans_until(reader, [*names.cdc, course_events(worker.app_id)], at)
+            with ui.progress("replaying", sum(s.size for s in spans)) as advance:
+                result = replay(reader, spans, names.cdc, at, baseline, candidate, wanted, advance)
             ledgers: dict[str, CourseLedger] = {}
             if candidate is not None:
-                with ui.progress("reading what was applied", None) as advance:
-                    ledgers, audit_spans = ledgers_from_audit(
-                        reader, names.audit, at, wanted, advance
-                    )
+                audit_spans = spans_until(reader, [names.audit], at)
+                total = sum(s.size for s in audit_spans)
+                with ui.progress("reading what was applied", total) as advance:
+                    ledgers = ledgers_from_audit(reader, audit_spans, at, wanted, advance)
                 result.spans += audit_spans
     except ReadError as exc:
         ui.fail(Exit.KAFKA, str(exc))
@@ -484,7 +475,7 @@ def _output(
             if w is not None:
                 body["what_if"] = _what_if_json(w)
             ui.emit_json(body)
-        for line in [footer, *retention_lines(result.spans)]:
+        for line in [*ui.wrap(footer), *retention_lines(result.spans)]:
             ui.say(line, err=True)
     else:
         ui.say(f"desired state as of {ui.fmt_time(result.at)} (rules in force)")
@@ -502,7 +493,7 @@ def _output(
             for line in lines if len(lines) > 2 else ["(no difference)"]:
                 ui.say(line)
         ui.say()
-        for line in [footer, *retention_lines(result.spans)]:
+        for line in [*ui.wrap(footer), *retention_lines(result.spans)]:
             ui.say(line)
     if result.expired:
         return Exit.EXPIRED
@@ -520,7 +511,3 @@ def _what_if_json(w: WhatIf) -> dict[str, object]:
         "held": [r.command.user for r in w.plan.held],
         "in_grace": w.waiting,
     }
-
-
-def as_jsonl(lines: Sequence[dict[str, object]]) -> str:
-    return "".join(json.dumps(x) + "\n" for x in lines)

@@ -253,3 +253,22 @@ def test_a_window_older_than_retention_exits_5_and_says_so(services: Services, t
     assert code == 5, out
     assert "WARNING: the window starts before the retained history" in out
     assert f"p{p} (kept from offset 2)" in out
+
+
+def test_a_large_scan_shared_among_processes_finds_the_same(
+    services: Services, topic: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streams.tools import audit
+
+    audit_history(services, topic)
+    query = audit.AuditQuery(students=frozenset({"21000042"}))
+    with HistoryReader(settings(services)) as reader:
+        alone = audit.search(reader, topic, query)
+        monkeypatch.setattr(audit, "PARALLEL_FROM", 0)
+        resolved = audit.resolve(reader, topic, query)
+        assert audit.workers_for(resolved, cpus=2) == 2
+        counted: list[int] = []
+        shared = audit.scan_in_processes(reader.settings, resolved, query, 2, counted.append)
+    assert [f.as_json() for f in shared.found] == [f.as_json() for f in alone.found]
+    assert len(shared.found) == 3 and shared.read == alone.read
+    assert sum(counted) == sum(alone.read.values())

@@ -93,9 +93,18 @@ class Result:
         return [s for s in self.spans if s.expired]
 
 
-def spans_until(reader: HistoryReader, topics: Sequence[str], at: datetime) -> list[PartitionSpan]:
-    """Every partition of ``topics`` from its beginning to ``at``."""
-    return [s for t in topics for s in reader.resolve(t, None, ui.to_ms(at))]
+def spans_until(
+    reader: HistoryReader, topics: Sequence[str], at: datetime, optional: Sequence[str] = ()
+) -> list[PartitionSpan]:
+    """Every partition of ``topics`` from its beginning to ``at``; an ``optional`` topic
+    that does not exist (no manual fact was ever sent) is left out."""
+    spans = [s for t in topics for s in reader.resolve(t, None, ui.to_ms(at))]
+    for topic in optional:
+        try:
+            spans += reader.resolve(topic, None, ui.to_ms(at))
+        except ReadError:
+            continue
+    return spans
 
 
 def replay(
@@ -385,12 +394,12 @@ def command(
 
     try:
         with HistoryReader(kafka) as reader:
-            spans = spans_until(reader, [*names.cdc, course_events(worker.app_id)], at)
+            spans = spans_until(reader, names.cdc, at, optional=[course_events(worker.app_id)])
             with ui.progress("replaying", sum(s.size for s in spans)) as advance:
                 result = replay(reader, spans, names.cdc, at, baseline, candidate, wanted, advance)
             ledgers: dict[str, CourseLedger] = {}
             if candidate is not None:
-                audit_spans = spans_until(reader, [names.audit], at)
+                audit_spans = spans_until(reader, [], at, optional=[names.audit])
                 total = sum(s.size for s in audit_spans)
                 with ui.progress("reading what was applied", total) as advance:
                     ledgers = ledgers_from_audit(reader, audit_spans, at, wanted, advance)

@@ -317,6 +317,15 @@ async def test_cohort_members_follow_the_administrative_enrolments_and_moodle_en
     assert [r["command"]["user"] for r in rows if r["command"]["kind"] == "unenrol"] == [
         run.slice.etu(41)
     ]
+    # the backfill (for a stage turned on late) reads the same facts from the students table
+    backfill = cli(run, "cohorts", "backfill", "--dry-run", "--json")
+    assert backfill.returncode == 0, backfill.stderr
+    counts = {row["cohort"]: row["members"] for row in jsonl(backfill.stdout)}
+    assert counts[cohort_of(run)] == 2
+    assert cli(run, "cohorts", "backfill").returncode == 0
+    await eventually(
+        lambda: _has(in_promo, promotion, exact=True), 30, "a backfill changes nothing"
+    )
 
 
 async def _has(read: Any, expected: dict[str, str], exact: bool = False) -> bool:

@@ -272,3 +272,98 @@ def test_a_large_scan_shared_among_processes_finds_the_same(
     assert [f.as_json() for f in shared.found] == [f.as_json() for f in alone.found]
     assert len(shared.found) == 3 and shared.read == alone.read
     assert sum(counted) == sum(alone.read.values())
+
+
+# -- reconciler replay on CDC topics with known records -----------------------------------------
+@pytest.fixture
+def cdc(services: Services) -> Iterator[str]:
+    """Three CDC topics under a prefix of their own, filled by the test."""
+    prefix = f"t-cdc-{uuid.uuid4().hex[:8]}."
+    names = [f"{prefix}{t}" for t in ("individu", "ins_adm_etp", "ind_contrat_elp")]
+    admin = AdminClient({"bootstrap.servers": services.bootstrap_servers})
+    for future in admin.create_topics([NewTopic(n, PARTITIONS, 1) for n in names]).values():
+        future.result(30)
+    try:
+        yield prefix
+    finally:
+        for future in admin.delete_topics(names).values():
+            future.result(30)
+
+
+def run_replay(services: Services, prefix: str, *args: str) -> tuple[int, str]:
+    from streams.tools.replay import command as replay_command
+
+    env = {
+        "RECONCILER_KAFKA_BOOTSTRAP_SERVERS": services.bootstrap_servers,
+        "RECONCILER_TOPIC_CDC_PREFIX": prefix,
+        "RECONCILER_TOPIC_MAPPING": f"{prefix}mapping",
+        "RECONCILER_TOPIC_AUDIT": f"{prefix}audit",
+        "RECONCILER_APP_ID": prefix.rstrip("."),
+    }
+    result = CliRunner().invoke(replay_command, list(args), env=env)
+    return result.exit_code, result.output
+
+
+def test_replay_of_cdc_topics_and_a_history_cut_by_retention(services: Services, cdc: str) -> None:
+    from schemas.debezium import Table
+    from tests.unit.domain.apogee import Db
+
+    db = Db()
+    for ind in (1, 2, 3):
+        db.write(Table.INDIVIDU, cod_ind=ind, cod_etu=21000000 + ind, lib_nom_pat_ind="X")
+        db.write(
+            Table.INS_ADM_ETP,
+            cod_anu="2026",
+            cod_ind=ind,
+            cod_etp="L1INF",
+            cod_vrs_vet=1,
+            num_occ_iae=1,
+            eta_iae="E",
+            eta_pmt_iae="P",
+        )
+        db.write(
+            Table.IND_CONTRAT_ELP,
+            cod_anu="2026",
+            cod_ind=ind,
+            cod_etp="L1INF",
+            cod_vrs_vet=1,
+            cod_elp="INF101",
+            tem_prc_ice="N",
+        )
+        db.commit()
+    first = len(db.records)
+    db.delete(
+        Table.IND_CONTRAT_ELP,
+        cod_anu="2026",
+        cod_ind=2,
+        cod_etp="L1INF",
+        cod_vrs_vet=1,
+        cod_elp="INF101",
+    )
+    stamp = {r: ms(T0 + timedelta(minutes=n)) for n, r in enumerate(db.records)}
+    later = {r: ms(T0 + timedelta(days=1)) for r in db.records[first:]}
+    producer = Producer(
+        {"bootstrap.servers": services.bootstrap_servers, "partitioner": "murmur2_random"}
+    )
+    for r in db.records:
+        topic = cdc + r.topic.rsplit(".", 1)[1]
+        key = json.dumps({"cod_ind": r.cod_ind}).encode()
+        producer.produce(topic, key=key, value=r.value, timestamp=later.get(r, stamp[r]))
+    assert producer.flush(30) == 0
+
+    code, out = run_replay(services, cdc, "--at", "2026-03-10T12:00", "--members")
+    assert code == 0, out
+    assert "2026-INF101        3  student 3" in out  # before the delete
+    code, out = run_replay(services, cdc, "--json", "--members")
+    assert code == 0, out
+    (row,) = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert row["members"] == [["21000001", "student"], ["21000003", "student"]]
+
+    p = partition_of(json.dumps({"cod_ind": 1}).encode(), PARTITIONS)
+    admin = AdminClient({"bootstrap.servers": services.bootstrap_servers})
+    tp = TopicPartition(f"{cdc}individu", p, 1)
+    admin.delete_records([tp])[tp].result(30)
+    code, out = run_replay(services, cdc)
+    assert code == 5, out
+    assert f"{cdc}individu[{p}]: records before offset 1 were deleted by retention" in out
+    assert "incomplete" in out

@@ -61,7 +61,17 @@ from streams.pipeline.state import CourseTables
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CohortGateway", "CohortStage", "Cohorts", "cohort_events", "cohort_topic_specs"]
+__all__ = [
+    "COHORT_CAPABILITIES",
+    "CohortGateway",
+    "CohortStage",
+    "Cohorts",
+    "cohort_events",
+    "cohort_topic_specs",
+]
+
+COHORT_CAPABILITIES = ("moodle/cohort:manage", "moodle/cohort:assign", "moodle/cohort:view")
+"""What the service user needs besides ``REQUIRED_CAPABILITIES`` when the stage is on."""
 
 TABLES = ("cohort-desired", "cohort-ledger", "cohort-courses", "cohort-control")
 _FUNCTIONS = {

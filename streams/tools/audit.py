@@ -318,7 +318,8 @@ def lineage_lines(record: AuditRecord, indent: str = "    ") -> list[str]:
     r, c = record, record.command
     lines = []
     call = r.ws_function or "(no call)"
-    ids = f"user id {r.moodle_user_id}, course id {r.moodle_course_id}"
+    where = "cohort" if call.startswith("core_cohort") else "course"
+    ids = f"user id {r.moodle_user_id}, {where} id {r.moodle_course_id}"
     tuple_ = c.enrolment
     lines.append(ui.clip(f"{indent}call     {call} ({ids}), {tuple_.role}, attempt {r.attempt}"))
     if tuple_.timestart or tuple_.timeend:

@@ -6,7 +6,7 @@
   command checks the staff's list and writes that CSV, for an administrator to upload
   (Site administration › Courses › Upload courses; upload mode "Only update existing
   courses", update mode "Update with CSV data only"). One output row per change, each with
-  its ``enrolment_1_cohortidnumber`` and ``enrolment_1_role``: Moodle ≥ 4.3 finds the
+  its ``enrolment_1_cohortidnumber`` and ``enrolment_1_role``: the 4.x tool finds the
   instance by both (``enrol_cohort::find_instance``), so several cohorts per course work.
 * ``cohorts backfill`` — when the cohort stage is turned on (``RECONCILER_COHORT_TEMPLATE``)
   in a deployment that already holds students, their stage facts are read from the students

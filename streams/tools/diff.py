@@ -121,22 +121,25 @@ class CourseReport:
         }
 
 
-def _item(d: Drift) -> dict[str, str]:
+def _item(d: Drift) -> dict[str, object]:
     return {
         "user": d.user,
         "kind": d.kind.value,
         "expected": d.expected,
         "found": d.found,
-        "ledger": _ledger(d),
+        "ledger": None
+        if d.ledger is None
+        else {"status": d.ledger.status.value, "since": d.ledger.since.isoformat()},
     }
 
 
 def _ledger(d: Drift) -> str:
-    """What the reconciler last did, and since when (UTC): ``suspended 2026-03-10 14:02``."""
+    """What the reconciler last did, and since when (UTC, month-day): ``suspended 03-10 14:02``
+    (``--json`` gives the full time)."""
     held = d.ledger
     if held is None:
         return "not applied yet"
-    return f"{held.status.value} {held.since.astimezone(UTC):%Y-%m-%d %H:%M}"
+    return f"{held.status.value} {held.since.astimezone(UTC):%m-%d %H:%M}"
 
 
 async def compare(
@@ -197,9 +200,8 @@ def detail_lines(reports: Sequence[CourseReport]) -> list[str]:
     ]
     if not rows:
         return []
-    return ui.render_table(
-        ("course", "user", "drift", "expected", "found", "ledger"), rows, squeeze=0
-    )
+    headers = ("course", "user", "drift", "expected", "found", "ledger, since (UTC)")
+    return ui.render_table(headers, rows, squeeze=5)
 
 
 def totals(reports: Sequence[CourseReport]) -> str:

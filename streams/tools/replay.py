@@ -467,8 +467,12 @@ def _output(
         else []
     )
     read = sum(v for k, v in result.counts.items() if not k.startswith("fold"))
-    footer = f"replayed {read:,} record(s) up to {ui.fmt_time(result.at)}: " + ", ".join(
-        f"{k} {v:,}" for k, v in sorted(result.counts.items()) if k.startswith("fold")
+    fold = {k[5:]: v for k, v in result.counts.items() if k.startswith("fold ")}
+    footer = (
+        f"replayed {read:,} record(s) up to {ui.fmt_time(result.at)}: "
+        f"{fold.get('folded', 0):,} row change(s) folded, {fold.get('duplicate', 0):,} "
+        f"duplicate(s), {fold.get('tombstone', 0):,} tombstone(s), {fold.get('rejected', 0):,} "
+        f"rejected; {fold.get('manual', 0):,} manual fact(s)"
     )
     if as_json:
         by_course = {w.course: w for w in outcomes}

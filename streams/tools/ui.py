@@ -158,7 +158,9 @@ def to_ms(moment: datetime | None) -> int | None:
 
 # -- output --------------------------------------------------------------------------------------
 def say(text: str = "", *, err: bool = False) -> None:
-    click.echo(text, err=err)
+    """A line for people: folded within :data:`WIDTH` if it is longer (tables never are)."""
+    for line in wrap(text) if len(text) > WIDTH else [text]:
+        click.echo(line, err=err)
 
 
 def emit_json(value: Any) -> None:

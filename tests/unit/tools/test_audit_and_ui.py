@@ -144,3 +144,17 @@ def test_durations_read_at_a_glance() -> None:
 
 def test_exit_codes_are_fixed() -> None:
     assert [int(e) for e in ui.Exit] == [0, 1, 2, 3, 4, 5]
+
+
+def test_prose_is_folded_within_100_columns(capsys: pytest.CaptureFixture[str]) -> None:
+    ui.say("word " * 60)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and max(map(len, lines)) <= ui.WIDTH and lines[1].startswith("  ")
+
+
+def test_progress_draws_only_where_asked() -> None:
+    with ui.progress("reading", 10, enabled=True) as advance:
+        advance(4)
+        advance(6)
+    with ui.progress("reading", None) as quiet:  # stderr is not a terminal under pytest
+        quiet(3)

@@ -47,6 +47,9 @@ from schemas.facts import FactKind, MembershipFact
 from schemas.lineage import SourceRef
 from streams.kafka.producer import DeliveryError, ToolProducer
 from streams.kafka.settings import KafkaSettings
+from streams.pipeline.codec import encode_event
+from streams.pipeline.settings import WorkerSettings, explain
+from streams.pipeline.topics import course_events
 from streams.tools import csvfile, ui
 from streams.tools.csvfile import Invalid
 from streams.tools.ui import Exit
@@ -266,68 +269,24 @@ def command(
 
     Columns: user, course (or --course), role, start, end, action (add|remove).
     """
-    from streams.pipeline.settings import WorkerSettings, explain
-
-    try:
-        worker = WorkerSettings()
-        kafka = KafkaSettings()
-    except ValidationError as exc:
-        ui.fail(Exit.USAGE, explain(exc, "RECONCILER_"))
-        return
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        ui.fail(Exit.ATTENTION, f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})")
-        return
-    parsed = parse(text, worker.role_ids, course, _zone(tz))
+    worker, kafka = _settings()
+    parsed = parse(_read(path), worker.role_ids, course, _zone(tz))
     invalid = list(parsed.invalid)
     if check_moodle and parsed.lines:
         invalid = sorted([*invalid, *_check_moodle(parsed.lines, worker.user_field)], key=_line_no)
     if invalid:
         _report_invalid(path, invalid, as_json)
         raise SystemExit(int(Exit.ATTENTION))
-    batch = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{by}-{uuid.uuid4().hex[:6]}"
-    at_ms = int(datetime.now(UTC).timestamp() * 1000)
-    out = events(parsed.lines, source, path.name, batch, at_ms)
-    if as_json:
-        for line in parsed.lines:
-            ui.emit_json(
-                {
-                    "line": line.line,
-                    "user": line.user,
-                    "course": line.course,
-                    "role": line.role,
-                    "action": "add" if line.add else "remove",
-                    "timestart": line.timestart,
-                    "timeend": line.timeend,
-                }
-            )
-    else:
-        for text_line in ui.render_table(
-            ("course", "role", "add", "remove", "dated"),
-            summary_rows(parsed.lines),
-            right=(2, 3, 4),
-        ):
-            ui.say(text_line)
-    adds = sum(1 for x in parsed.lines if x.add)
-    what = (
-        f"{len(parsed.lines)} line(s): {adds} add, {len(parsed.lines) - adds} remove, "
-        f"{len({x.course for x in parsed.lines})} course(s)"
-    )
+    _preview(parsed.lines, as_json)
+    what = _what(parsed.lines)
     if dry_run:
         ui.say(f"dry run: {what}; nothing sent", err=as_json)
         return
-    topic = _course_events_topic(worker.app_id)
-    try:
-        with ui.progress("sending", len(out)) as advance, ToolProducer(kafka) as producer:
-            for event in out:
-                from streams.pipeline.codec import encode_event
-
-                producer.send(topic, event.course.encode(), encode_event(event))
-                advance(1)
-    except (DeliveryError, Exception) as exc:  # librdkafka raises several types
-        ui.fail(Exit.KAFKA, f"not sent: {exc}")
-        return
+    now = datetime.now(UTC)
+    batch = f"{now:%Y%m%dT%H%M%SZ}-{by}-{uuid.uuid4().hex[:6]}"
+    out = events(parsed.lines, source, path.name, batch, int(now.timestamp() * 1000))
+    topic = course_events(worker.app_id)
+    _send(kafka, topic, out)
     ui.say(
         f"sent {what} in {len(out)} event(s) to {topic}; batch {batch} "
         f"(source {source!r}, by {by})",
@@ -335,14 +294,60 @@ def command(
     )
 
 
+def _settings() -> tuple[WorkerSettings, KafkaSettings]:
+    try:
+        return WorkerSettings(), KafkaSettings()
+    except ValidationError as exc:
+        ui.fail(Exit.USAGE, explain(exc, "RECONCILER_"))
+        raise
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        ui.fail(Exit.ATTENTION, f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})")
+        raise
+
+
+def _preview(lines: Sequence[CsvLine], as_json: bool) -> None:
+    if not as_json:
+        headers = ("course", "role", "add", "remove", "dated")
+        for text in ui.render_table(headers, summary_rows(lines), right=(2, 3, 4)):
+            ui.say(text)
+        return
+    for x in lines:
+        ui.emit_json(
+            {
+                "line": x.line,
+                "user": x.user,
+                "course": x.course,
+                "role": x.role,
+                "action": "add" if x.add else "remove",
+                "timestart": x.timestart,
+                "timeend": x.timeend,
+            }
+        )
+
+
+def _what(lines: Sequence[CsvLine]) -> str:
+    adds = sum(1 for x in lines if x.add)
+    courses = len({x.course for x in lines})
+    return f"{len(lines)} line(s): {adds} add, {len(lines) - adds} remove, {courses} course(s)"
+
+
+def _send(kafka: KafkaSettings, topic: str, out: Sequence[FactsChanged]) -> None:
+    try:
+        with ui.progress("sending", len(out)) as advance, ToolProducer(kafka) as producer:
+            for event in out:
+                producer.send(topic, event.course.encode(), encode_event(event))
+                advance(1)
+    except (DeliveryError, Exception) as exc:  # librdkafka raises several types
+        ui.fail(Exit.KAFKA, f"not sent: {exc}")
+
+
 def _line_no(item: Invalid) -> int:
     return item.line
-
-
-def _course_events_topic(app_id: str) -> str:
-    from streams.pipeline.topics import course_events
-
-    return course_events(app_id)
 
 
 def _report_invalid(path: Path, invalid: Sequence[Invalid], as_json: bool) -> None:

@@ -49,6 +49,7 @@ from streams.kafka.reader import HistoryReader, PartitionSpan, ReadError
 from streams.kafka.settings import KafkaSettings, TopicNames
 from streams.pipeline.codec import decode_event
 from streams.pipeline.settings import WorkerSettings, explain
+from streams.pipeline.topics import course_events
 from streams.tools import ui
 from streams.tools.ui import Exit
 
@@ -359,39 +360,18 @@ def command(
     except ValidationError as exc:
         ui.fail(Exit.USAGE, explain(exc, "RECONCILER_"))
         return
-    from streams.pipeline.mapping_feed import MappingFeed
-
-    feed = MappingFeed(kafka, names.mapping)
-    try:
-        in_force = feed.load(lambda record: None)
-    except RuntimeError as exc:
-        ui.fail(Exit.KAFKA, str(exc))
-        return
-    finally:
-        feed.close()
-    policy = worker.plan_policy()
+    in_force = _rules_in_force(kafka, names.mapping)
     baseline = Candidate(
         tuple(in_force.values()),
         worker.course_template,
         worker.stage_template,
         worker.default_role,
         worker.fold_policy(),
-        policy,
+        worker.plan_policy(),
     )
-    candidate = _candidate(
-        baseline,
-        mapping_path,
-        in_force,
-        template,
-        paid_states,
-        removal,
-        grace,
-        guard_max_count,
-        guard_max_share,
-    )
+    asked = (template, paid_states, removal, grace, guard_max_count, guard_max_share)
+    candidate = _candidate(baseline, mapping_path, in_force, *asked)
     wanted = frozenset(courses) or None
-    from streams.pipeline.topics import course_events
-
     try:
         with HistoryReader(kafka) as reader:
             spans = spans_until(reader, names.cdc, at, optional=[course_events(worker.app_id)])
@@ -399,16 +379,33 @@ def command(
                 result = replay(reader, spans, names.cdc, at, baseline, candidate, wanted, advance)
             ledgers: dict[str, CourseLedger] = {}
             if candidate is not None:
-                audit_spans = spans_until(reader, [], at, optional=[names.audit])
-                total = sum(s.size for s in audit_spans)
-                with ui.progress("reading what was applied", total) as advance:
-                    ledgers = ledgers_from_audit(reader, audit_spans, at, wanted, advance)
+                ledgers, audit_spans = _applied(reader, names.audit, at, wanted)
                 result.spans += audit_spans
     except ReadError as exc:
         ui.fail(Exit.KAFKA, str(exc))
         return
-    code = _output(result, baseline, candidate, ledgers, members, as_json)
-    raise SystemExit(int(code))
+    raise SystemExit(int(_output(result, baseline, candidate, ledgers, members, as_json)))
+
+
+def _rules_in_force(kafka: KafkaSettings, topic: str) -> dict[str, CourseMappingRule]:
+    from streams.pipeline.mapping_feed import MappingFeed
+
+    feed = MappingFeed(kafka, topic)
+    try:
+        return feed.load(lambda record: None)
+    except RuntimeError as exc:
+        ui.fail(Exit.KAFKA, str(exc))
+        raise
+    finally:
+        feed.close()
+
+
+def _applied(
+    reader: HistoryReader, topic: str, at: datetime, courses: frozenset[str] | None
+) -> tuple[dict[str, CourseLedger], list[PartitionSpan]]:
+    spans = spans_until(reader, [], at, optional=[topic])
+    with ui.progress("reading what was applied", sum(s.size for s in spans)) as advance:
+        return ledgers_from_audit(reader, spans, at, courses, advance), spans
 
 
 def _candidate(

@@ -105,7 +105,7 @@ def _dates(facts: tuple[MembershipFact, ...], policy: PlanPolicy) -> tuple[int, 
     dates of its own stands for the policy's, so an APOGÉE fact keeps it open-ended."""
     starts = [policy.timestart if f.timestart is None else f.timestart for f in facts]
     ends = [policy.timeend if f.timeend is None else f.timeend for f in facts]
-    return (0 if 0 in starts else min(starts)), (0 if 0 in ends else max(ends))
+    return min(starts), (0 if 0 in ends else max(ends))  # an open start (0) is the least
 
 
 def _additions(

@@ -36,10 +36,12 @@ def test_a_template_without_the_year_is_refused() -> None:
 
 
 def test_cohort_policy_removes_members_and_keeps_the_sites_grace_and_guard() -> None:
-    site = PlanPolicy(grace=timedelta(hours=2), timestart=5, guard=GuardPolicy(course_max_count=3))
+    guard = GuardPolicy(course_max_count=3)
+    site = PlanPolicy(grace=timedelta(hours=2), timestart=5, timeend=9, guard=guard)
     policy = cohort_policy(site)
     assert policy.removal is RemovalMode.UNENROL and policy.role_precedence == (COHORT_ROLE,)
-    assert (policy.grace, policy.guard, policy.timestart) == (site.grace, site.guard, 0)
+    assert (policy.grace, policy.guard) == (site.grace, site.guard)
+    assert (policy.timestart, policy.timeend) == (0, 0)
 
 
 def test_members_join_at_once_and_leave_after_the_grace_window() -> None:

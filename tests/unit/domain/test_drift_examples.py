@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pytest
+
 from schemas.enrolment import EnrolmentStatus, EnrolmentTuple
 from streams.domain.drift import CourseDrift, DriftKind, Observed, drift, resync
 from streams.domain.ledger import empty_ledger
@@ -188,3 +190,56 @@ def test_users_not_named_are_left_alone() -> None:
     ledger = ledger_of([entry("1", T0), entry("2", T0)])
     fixed = resync(ledger, {}, ["1"], T0)
     assert set(fixed.entries) == {"2"}
+
+
+# -- exactly what is reported, and the loops go on past what they skip --------------------------
+def test_each_drift_names_course_user_kind_expectation_finding_and_ledger() -> None:
+    held = {u: entry(u, T0) for u in ("2", "3", "4")}
+    held["5"] = entry("5", T0, SUSPENDED)
+    held["6"] = entry("6", T0, EnrolmentStatus.UNENROLLED)
+    desired = retract(retract(desired_of(["2", "3", "4", "5", "6"], T0), "5", T0), "6", T0)
+    observed = {
+        **seen("3", suspended=True),
+        **seen("4", "teacher"),
+        **seen("5"),
+        **seen("6", suspended=True),
+    }
+    result = drift(desired, ledger_of(held.values()), observed, POLICY)
+    assert result.course == COURSE
+    assert [(d.course, d.user, d.kind, d.expected, d.found, d.ledger) for d in result.items] == [
+        (COURSE, "2", DriftKind.MISSING, "active student", "absent", held["2"]),
+        (COURSE, "3", DriftKind.WRONG_STATUS, "active student", "suspended student", held["3"]),
+        (COURSE, "4", DriftKind.WRONG_ROLE, "active student", "active teacher", held["4"]),
+        (COURSE, "5", DriftKind.WRONG_STATUS, "suspended student", "active student", held["5"]),
+        (COURSE, "6", DriftKind.EXTRA, "absent", "suspended student", held["6"]),
+    ]
+
+
+def test_a_foreign_user_first_does_not_stop_the_others_being_checked() -> None:
+    ledger = ledger_of([entry("1", T0, owned=False), entry("2", T0)])
+    result = drift(desired_of(["1", "2"], T0), ledger, {}, POLICY)
+    assert kinds(result) == [("2", DriftKind.MISSING)]
+
+
+def test_every_unmanaged_enrolment_is_counted() -> None:
+    result = drift(desired_of([], T0), empty_ledger(COURSE), {**seen("8"), **seen("9")}, POLICY)
+    assert result.unmanaged == 2
+
+
+def test_desired_and_ledger_of_two_courses_are_not_compared() -> None:
+    with pytest.raises(ValueError, match="compared with ledger"):
+        drift(desired_of(["1"], T0, course="2026-INF102"), empty_ledger(COURSE), {}, POLICY)
+
+
+def test_resync_goes_on_past_users_it_leaves_alone() -> None:
+    ledger = ledger_of([entry("1", T0, owned=False), entry("2", T0), entry("3", T0)])
+    observed = {**seen("1", suspended=True), **seen("2"), **seen("3", suspended=True)}
+    fixed = resync(ledger, observed, ["0", "1", "2", "3"], T0 + timedelta(hours=1))
+    assert fixed.entries["1"] is ledger.entries["1"] and fixed.entries["2"] is ledger.entries["2"]
+    assert fixed.entries["3"].status is SUSPENDED
+
+
+def test_resync_drops_a_lost_enrolment_and_goes_on_to_the_next() -> None:
+    ledger = ledger_of([entry("1", T0), entry("2", T0)])
+    fixed = resync(ledger, seen("2", suspended=True), ["1", "2"], T0 + timedelta(hours=1))
+    assert "1" not in fixed.entries and fixed.entries["2"].status is SUSPENDED

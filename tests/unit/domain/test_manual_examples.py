@@ -112,6 +112,13 @@ def test_an_open_end_wins_over_a_date_and_a_missing_date_takes_the_policys() -> 
     assert (command.enrolment.timestart, command.enrolment.timeend) == (700, 0)
 
 
+def test_a_start_alone_is_sent_with_the_policys_end() -> None:
+    policy = PlanPolicy(timestart=700, timeend=0)
+    desired = add(empty_desired(COURSE), manual(start=1000, end=None))
+    (command,) = plan(desired, empty_ledger(COURSE), policy, T0).commands
+    assert (command.enrolment.timestart, command.enrolment.timeend) == (1000, 0)
+
+
 def test_an_open_start_wins_over_a_date() -> None:
     desired = add(empty_desired(COURSE), manual(start=0, end=2000))
     desired = add(desired, manual(start=1000, end=3000, origin="csv:b"))

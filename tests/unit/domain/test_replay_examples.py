@@ -181,6 +181,13 @@ def test_rejected_records_are_counted_and_skipped() -> None:
     assert replay.counts["rejected"] == 2 and replay.finish() == {}
 
 
+def test_the_digest_is_the_sha256_of_the_sorted_tab_separated_lines() -> None:
+    import hashlib
+
+    expected = hashlib.sha256(b"1\tstudent\n2\tteacher\n").hexdigest()
+    assert roster_digest([("2", "teacher"), ("1", "student")]) == expected
+
+
 def test_the_digest_depends_on_the_roster_not_its_order() -> None:
     members = [(str(u), "student") for u in range(50)]
     shuffled = members[:]

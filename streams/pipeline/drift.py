@@ -8,7 +8,8 @@
 * :class:`DriftWatch` — the worker's periodic safety net (the nightly diff, read-only and per
   course): every ``RECONCILER_DRIFT_CHECK_S`` it reads each adopted course it owns, keeps the
   differences still there ``RECONCILER_DRIFT_CONFIRM_S`` later (a change on its way to Moodle
-  is not drift), sets ``reconciler_drift_found{kind}``, logs them, and, only with
+  is not drift), sets ``reconciler_drift_enrolments{kind}`` (missing, extra, mismatched),
+  logs them, and, only with
   ``RECONCILER_DRIFT_REPAIR=true``, publishes the repair.
 """
 
@@ -87,6 +88,15 @@ def observed(tables: CourseTables, event: EnrolmentsObserved, applier: Marks) ->
 
 Publish = Callable[[EnrolmentsObserved], Awaitable[None]]
 
+# The gauge's kinds (streams/metrics.py DRIFT_KINDS, named by the dashboard and alert rules):
+# a wrong status or a wrong role is an enrolment whose tuple differs, "mismatched".
+GAUGE_KIND = {
+    DriftKind.MISSING: "missing",
+    DriftKind.EXTRA: "extra",
+    DriftKind.WRONG_STATUS: "mismatched",
+    DriftKind.WRONG_ROLE: "mismatched",
+}
+
 
 class DriftWatch:
     def __init__(
@@ -112,8 +122,8 @@ class DriftWatch:
         self.repair = repair
         self.wall = wall
         self.last: dict[str, CourseDrift] = {}
-        for kind in DriftKind:
-            metrics.DRIFT.labels(kind.value).set(0)
+        for kind in metrics.DRIFT_KINDS:
+            metrics.DRIFT.labels(kind).set(0)
 
     async def run(self) -> None:
         while True:
@@ -163,9 +173,11 @@ class DriftWatch:
         return result, seen
 
     def _report(self, confirmed: dict[str, CourseDrift]) -> None:
-        counts: Counter[DriftKind] = Counter(d.kind for c in confirmed.values() for d in c.items)
-        for kind in DriftKind:
-            metrics.DRIFT.labels(kind.value).set(counts[kind])
+        counts: Counter[str] = Counter(
+            GAUGE_KIND[d.kind] for c in confirmed.values() for d in c.items
+        )
+        for kind in metrics.DRIFT_KINDS:
+            metrics.DRIFT.labels(kind).set(counts[kind])
         for course, found in sorted(confirmed.items()):
             log.warning(
                 "drift in %s: %s%s",

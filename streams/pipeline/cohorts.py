@@ -272,14 +272,15 @@ class CohortStage:
         async for event in stream.events():
             self.flow.on_record(event.message.value or b"")
 
+    # Buffered, as the course outbox's (faust's producer batches them; commits flush it).
     async def _send(self, key: bytes, value: bytes) -> None:
-        await self.topic.send(key=key, value=value)
+        self.topic.send_soon(key=key, value=value)
 
     def _send_soon(self, key: bytes, value: bytes) -> None:
         self.topic.send_soon(key=key, value=value)
 
     async def _audit(self, record: AuditRecord) -> None:
-        await self.pipeline.audit_topic.send(
+        self.pipeline.audit_topic.send_soon(
             key=record.command.course.encode(), value=record.model_dump_json().encode()
         )
 

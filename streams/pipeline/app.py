@@ -180,7 +180,7 @@ class Pipeline:
             publish,
             interval_s=w.drift_check_s,
             confirm_s=w.drift_confirm_s,
-            repair=w.drift_repair,
+            repair=w.drift_repair and not w.shadow,  # shadow mode leaves the ledger alone
         )
         self.app.task(watch.run)
         return watch

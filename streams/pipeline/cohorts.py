@@ -95,13 +95,14 @@ class CohortGateway(MoodleGateway):
     """The applier's Moodle adapter, for cohorts: a "course" is a cohort (found by idnumber,
     created when missing), an enrolment a membership."""
 
-    def __init__(self, client: MoodleClient, user_field: str) -> None:
+    def __init__(self, client: MoodleClient, user_field: str, create: bool = True) -> None:
         super().__init__(client, user_field, {COHORT_ROLE: 0})
+        self.create = create  # False in shadow mode: a missing cohort is only reported
 
     async def course_id(self, course: str) -> int | None:
         if course not in self._courses:
             found = await self._find(course)
-            if found is None:
+            if found is None and self.create:
                 try:
                     created = await self.client.core_cohort_create_cohorts(
                         [NewCohort(course, course, description=_DESCRIPTION)]
@@ -177,12 +178,14 @@ class Cohorts:
         send: Callable[[bytes, bytes], Awaitable[None]],
         send_soon: Callable[[bytes, bytes], None],
         audit_out: Callable[[AuditRecord], Awaitable[None]],
+        shadow_out: Callable[[AuditRecord], Awaitable[None]],
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.tables = tables
         self.mapping = cohort_mapping(template)
-        self._send, self._send_soon, self._audit_out = send, send_soon, audit_out
+        self._send, self._send_soon = send, send_soon
+        self._audit_out, self._shadow_out = audit_out, shadow_out
         self.applier = _CohortApplier(tables, self, gateway, config, clock=clock, wall=wall)
         self.view = CourseView(tables, self.applier, clock=wall)
 
@@ -216,10 +219,20 @@ class Cohorts:
 
     async def audit(self, records: Sequence[AuditRecord]) -> None:
         for record in records:
-            if record.ws_function is not None:
-                function = _FUNCTIONS.get(record.command.kind, record.ws_function)
-                record = record.model_copy(update={"ws_function": function})
-            await self._audit_out(record)
+            await self._audit_out(_named(record))
+
+    async def shadow(self, records: Sequence[AuditRecord]) -> None:
+        """Shadow mode: the cohort changes that would have been made (outcome ``dry_run``)."""
+        for record in records:
+            await self._shadow_out(_named(record))
+
+
+def _named(record: AuditRecord) -> AuditRecord:
+    """The record with the cohort web-service function the change is (or would be) made by."""
+    if record.ws_function is None:
+        return record
+    function = _FUNCTIONS.get(record.command.kind, record.ws_function)
+    return record.model_copy(update={"ws_function": function})
 
 
 class CohortStage:
@@ -240,15 +253,17 @@ class CohortStage:
             retry_cap_s=w.retry_cap_s,
             max_courses_per_cycle=w.max_courses_per_cycle,
             cycles_in_flight=1,
+            shadow=w.shadow,  # shadow mode: no cohort is created or changed either
         )
         self.flow = Cohorts(
             tables,
-            CohortGateway(pipeline.moodle, w.user_field),
+            CohortGateway(pipeline.moodle, w.user_field, create=not w.shadow),
             config,
             template,
             self._send,
             self._send_soon,
             self._audit,
+            self._shadow,
         )
         pipeline.students_view.also.append(self.flow.on_effects)
         app.agent(self.topic, name="cohorts", concurrency=1)(self._agent)
@@ -281,6 +296,11 @@ class CohortStage:
 
     async def _audit(self, record: AuditRecord) -> None:
         self.pipeline.audit_topic.send_soon(
+            key=record.command.course.encode(), value=record.model_dump_json().encode()
+        )
+
+    async def _shadow(self, record: AuditRecord) -> None:
+        self.pipeline.shadow_topic.send_soon(
             key=record.command.course.encode(), value=record.model_dump_json().encode()
         )
 

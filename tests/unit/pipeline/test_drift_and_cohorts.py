@@ -171,18 +171,19 @@ async def test_a_course_being_applied_is_not_checked(loop: Loop) -> None:
 class CohortLoop:
     """The cohort stage's logic over dict tables; its topic is a list handed straight back."""
 
-    def __init__(self, loop: Loop, policy: PlanPolicy) -> None:
+    def __init__(self, loop: Loop, policy: PlanPolicy, shadow: bool = False) -> None:
         self.loop = loop
         self.audits: list[AuditRecord] = []
-        self.topic: list[bytes] = []
+        self.shadowed: list[AuditRecord] = []
         self.flow = Cohorts(
             CourseTables({}, {}, {}, {}),
-            CohortGateway(loop.client, "idnumber"),
-            ApplierConfig(policy=cohort_policy(policy), linger_s=0),
+            CohortGateway(loop.client, "idnumber", create=not shadow),
+            ApplierConfig(policy=cohort_policy(policy), linger_s=0, shadow=shadow),
             "IA-{cod_anu}-{cod_etp}-{cod_vrs_vet}",
             self._send,
             self._send_soon,
             self._audit,
+            self._shadow,
             clock=loop.clock.mono,
             wall=loop.clock.wall,
         )
@@ -197,6 +198,9 @@ class CohortLoop:
 
     async def _audit(self, record: AuditRecord) -> None:
         self.audits.append(record)
+
+    async def _shadow(self, record: AuditRecord) -> None:
+        self.shadowed.append(record)
 
     async def settle(self) -> None:
         schedule = self.flow.applier.schedule
@@ -310,3 +314,37 @@ def _approve(cohort: str, loop: Loop) -> bytes:
 
     command = ControlCommand(action=ControlAction.APPROVE, course=cohort, at=loop.clock.wall())
     return command.model_dump_json().encode()
+
+
+async def test_in_shadow_mode_the_cohort_stage_changes_nothing_and_says_what_it_would_do(
+    loop: Loop, emulator: RunningEmulator
+) -> None:
+    cohorts = CohortLoop(loop, GRACE, shadow=True)
+    db = Db()
+    student(db, 1)
+    loop.feed(db)
+    await cohorts.settle()
+    assert list(emulator.state.cohorts.values()) == [], "no cohort created in shadow mode"
+    assert cohorts.flow.applier.parking.courses[COHORT].reason.value == "course_not_found"
+
+
+async def test_in_shadow_mode_changes_to_an_existing_cohort_are_only_recorded(
+    emulator: RunningEmulator,
+) -> None:
+    data = seed(USERS, [COURSE])
+    data["tokens"][0]["capabilities"] += COHORT_CAPS
+    data["cohorts"] = [{"id": 7, "idnumber": COHORT, "name": "L1 2026", "members": []}]
+    async with running_emulator(data) as running:
+        loop = Loop(running.url, GRACE)
+        try:
+            cohorts = CohortLoop(loop, GRACE, shadow=True)
+            db = Db()
+            student(db, 1, elps=())
+            loop.feed(db)
+            await cohorts.settle()
+            assert running.state.cohort_members[7] == set()
+            assert [(r.outcome, r.command.user, r.ws_function) for r in cohorts.shadowed] == [
+                (Outcome.DRY_RUN, etu(1), "core_cohort_add_cohort_members")
+            ]
+        finally:
+            await loop.close()

@@ -37,7 +37,7 @@ from streams import metrics
 from streams.applier.overlay import applied_entry, foreign_entry
 from streams.domain.changes import Tombstone
 from streams.domain.desired import CourseChange, CourseDesired, apply_changes, route
-from streams.domain.fold import Effect, fold
+from streams.domain.fold import Effect, fold, restate
 from streams.domain.ingest import KafkaRef, Rejected, decode, table_of_topic
 from streams.domain.mapping import CourseMapping
 from streams.domain.policy import FoldPolicy
@@ -145,7 +145,7 @@ class StudentView:
             return
         op = _op(value)
         try:
-            effects = self._fold(decoded)
+            folded = self._fold(decoded)
         except Exception as exc:  # a bug must not stop the stream; keep the record
             log.exception("folding %s[%d]@%d failed", topic, partition, offset)
             self._reject(
@@ -157,8 +157,8 @@ class StudentView:
                 table,
             )
             return
-        outcome = "folded" if effects is not None else "duplicate"
-        metrics.child(metrics.CDC_EVENTS, table, op, outcome).inc()
+        changed, effects = folded
+        metrics.child(metrics.CDC_EVENTS, table, op, "folded" if changed else "duplicate").inc()
         if effects:
             self._send(effects)
 
@@ -175,8 +175,13 @@ class StudentView:
         metrics.child(metrics.DEAD_LETTERS, reason.value).inc()
         self.reject(dead_letter(reason, detail, where, key, value))
 
-    def _fold(self, changes: tuple[Any, ...]) -> list[Effect] | None:
-        """Fold each row change; None when every one was a duplicate."""
+    def _fold(self, changes: tuple[Any, ...]) -> tuple[bool, list[Effect]]:
+        """Fold each row change: whether any changed the state, and the effects.
+
+        A change delivered again after it was folded (a restart after a crash replays from
+        the last committed offset, and the state may already hold what came after it) gives
+        its effects as they stand now (``restate``): the first time round they may have been
+        lost with the crash, before reaching the course topic."""
         effects: list[Effect] = []
         changed = False
         for change in changes:
@@ -187,8 +192,10 @@ class StudentView:
                 self.students[key] = encode_student(new)
                 self._remember(key, new)
                 changed = True
+            else:
+                more = restate(state, change, self.policy)
             effects.extend(more)
-        return effects if changed else None
+        return changed, effects
 
     def _state(self, key: bytes, cod_ind: int) -> StudentState:
         state = self._recent.get(key)

@@ -440,3 +440,34 @@ async def test_additions_plan_only_the_added_users_removals_the_whole_course(loo
     loop.feed(db)
     await loop.settle()
     assert whole == ["2026-INF101"], "a removal plans the whole course (grace, guard)"
+
+
+async def test_a_crash_between_the_state_write_and_the_sends_loses_nothing(loop: Loop) -> None:
+    """The worker wrote the students' states (RocksDB keeps them) but died before its course
+    events left; on restart the same records come again (offsets were not committed)."""
+    db = Db()
+    student(db, 1, ("INF101", "INF102"))
+    student(db, 2)
+    emit = loop.view.emit
+    loop.view.emit = lambda _: None  # the crash: these sends never reach the course topic
+    loop.feed(db)
+    assert loop.students, "the state was written"
+    loop.view.emit = emit  # the restart: same local state, records replayed
+    loop.view.forget_recent()
+    loop._fed = 0
+    loop.feed(db)
+    await loop.settle()
+    assert await loop.roster("2026-INF101") == {etu(1): "active", etu(2): "active"}
+    assert await loop.roster("2026-INF102") == {etu(1): "active"}
+
+    drop(db, 1, "INF102")  # then a removal lost the same way
+    fed = loop._fed
+    loop.view.emit = lambda _: None
+    loop.feed(db)
+    loop.view.emit = emit
+    loop._fed = fed
+    loop.feed(db)
+    await loop.later(GRACE.grace.total_seconds() + 1)
+    assert await loop.roster("2026-INF102") == {etu(1): "suspended"}
+    applied = [a.command.kind.value for a in loop.audits if a.outcome is Outcome.APPLIED]
+    assert sorted(applied) == ["enrol", "enrol", "enrol", "suspend"], "each change once"

@@ -8,8 +8,9 @@ Not a test: it prints one JSON line per rate, then a table. Run with the stack u
 A year of ``students × 25`` contract rows is loaded first (instant emulator), then the
 emulator switches to ``--profile`` (by default ``calibrated``: each call costs what it costs a
 real site, moodle-ws.md §11) and, for each rate, one-row transactions are committed at that
-rate for ``--seconds``: half add a student to a course (one enrolment), half take back an
-earlier addition (one suspension once the 2 s grace has passed).
+rate for ``--seconds``: half add a student to a course (one enrolment), half delete one of the
+loaded contract rows (one suspension once the 2 s grace has passed; the mass-removal guard is
+opened wide: it is tested elsewhere).
 
 Latency is measured for the additions, per change, from the APOGÉE commit (the row's commit
 time in its lineage) to the audit record of the applied enrolment, and split by stage:

@@ -38,7 +38,7 @@ from streams.kafka.settings import TopicNames
 from streams.pipeline.topics import TABLES, course_events
 
 TOKEN = "bench0123456789abcdef0123456789a"
-BASE = 80_000_000  # COD_IND range of the benchmark's students
+BASE = 95_000_000  # COD_IND range of the benchmark's students (tests use 60 M–90 M)
 YEAR = "2026"
 IDLE_100_NEW_S = 0.4407  # calibrated profile: enrol 100 new rows on one PHP worker (§11)
 
@@ -121,16 +121,17 @@ def student_elements(i: int, courses: int, elements: int) -> list[str]:
 
 @dataclass
 class Changes:
-    """One-row transactions on a loaded year: half add a student to a course they do not follow
-    (one enrolment), half take back one added earlier (one suspension, after the grace)."""
+    """One-row transactions on a loaded year, each one Moodle change: half add a student to a
+    course they do not follow (an enrolment), half delete one of the loaded contract rows (a
+    suspension, once the grace has passed)."""
 
     dsn: str
     students: int
     courses: int
     elements: int
     rng: random.Random = field(default_factory=lambda: random.Random(7))
-    added: list[tuple[int, str]] = field(default_factory=list)
-    taken: set[tuple[int, str]] = field(default_factory=set)
+    touched: set[tuple[int, str]] = field(default_factory=set)
+    n: int = 0
 
     def run(self, rate: float, count: int) -> tuple[int, float]:
         """``count`` changes at ``rate`` per second; returns (changes, seconds taken)."""
@@ -140,29 +141,34 @@ class Changes:
                 target = start + n / rate
                 if (wait := target - time.monotonic()) > 0:
                     time.sleep(wait)
-                self.one(conn, removal=bool(self.added) and n % 2 == 1)
+                self.one(conn)
             return count, time.monotonic() - start
 
-    def one(self, conn: psycopg.Connection[Any], removal: bool) -> None:
-        if removal:
-            i, element = self.added.pop(0)
+    def one(self, conn: psycopg.Connection[Any]) -> None:
+        self.n += 1
+        while True:
+            i = self.rng.randrange(self.students)
+            own = student_elements(i, self.courses, self.elements)
+            if self.n % 2 == 0:
+                element = self.rng.choice(own)
+            else:
+                element = elp(self.rng.randrange(self.courses))
+                if element in own:
+                    continue
+            if (i, element) not in self.touched:
+                break
+        self.touched.add((i, element))
+        if self.n % 2 == 0:
             conn.execute(
                 "DELETE FROM apogee.ind_contrat_elp WHERE cod_ind = %s AND cod_elp = %s",
                 (BASE + i, element),
             )
-            return
-        i = self.rng.randrange(self.students)
-        own = set(student_elements(i, self.courses, self.elements))
-        element = elp(self.rng.randrange(self.courses))
-        while element in own or (i, element) in self.taken:
-            element = elp(self.rng.randrange(self.courses))
-        self.taken.add((i, element))
-        conn.execute(
-            "INSERT INTO apogee.ind_contrat_elp (cod_anu, cod_ind, cod_etp, cod_vrs_vet,"
-            " cod_elp, tem_prc_ice) VALUES (%s, %s, 'BENCH', 1, %s, 'N')",
-            (YEAR, BASE + i, element),
-        )
-        self.added.append((i, element))
+        else:
+            conn.execute(
+                "INSERT INTO apogee.ind_contrat_elp (cod_anu, cod_ind, cod_etp, cod_vrs_vet,"
+                " cod_elp, tem_prc_ice) VALUES (%s, %s, 'BENCH', 1, %s, 'N')",
+                (YEAR, BASE + i, element),
+            )
 
 
 # -- processes ---------------------------------------------------------------------------------
@@ -246,7 +252,7 @@ class Bench:
         marker = BASE - 1
         with psycopg.connect(self.dsn) as conn, conn.transaction():
             for statement in CLEAN:
-                conn.execute(statement, {"lo": BASE - 1, "hi": BASE + 9_999_999})
+                conn.execute(statement, {"lo": BASE - 1, "hi": BASE + 999_999})
             conn.execute(
                 "INSERT INTO apogee.individu (cod_ind, lib_nom_pat_ind) VALUES (%s, 'MARK')",
                 (marker,),
@@ -300,6 +306,11 @@ class Bench:
             "RECONCILER_TOPIC_DEADLETTER": f"{app_id}.deadletter",
             "RECONCILER_TOPIC_MAPPING": f"{app_id}.mapping",
             "RECONCILER_TOPIC_SHADOW": f"{app_id}.shadow",
+            # the mass-removal guard is tested elsewhere; here every removal goes through
+            "RECONCILER_GUARD_COURSE_MAX_COUNT": "1000000",
+            "RECONCILER_GUARD_COURSE_MAX_SHARE": "1",
+            "RECONCILER_GUARD_GLOBAL_MAX_COUNT": "100000000",
+            "RECONCILER_GUARD_GLOBAL_MAX_SHARE": "1",
             **extra,
         }
 

@@ -135,7 +135,7 @@ def _stage_latencies(before: Any, after: Any, app_id: str) -> dict[str, list[flo
             event = decode_event(msg.value() or b"")
             for change in getattr(event, "changes", ()):
                 if change.asserted:
-                    fact_ts.setdefault((event.course, change.user), ts)
+                    fact_ts.setdefault((event.course, change.fact.user), ts)
         else:
             cdc_ts[(topic, msg.partition(), msg.offset())] = ts
     out: dict[str, list[float]] = {

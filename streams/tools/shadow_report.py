@@ -47,7 +47,7 @@ from schemas.audit import AuditRecord, Outcome
 from schemas.commands import CommandKind
 from schemas.course_events import CourseMeta
 from streams.applier.gateway import MoodleGateway
-from streams.domain.cutover import Comparison, Seen, Standing, compare, totals
+from streams.domain.cutover import Comparison, Seen, compare, totals
 from streams.domain.guard import PlannedRemoval
 from streams.domain.ledger import owned_active, recent_removals
 from streams.domain.plan import CoursePlan, GlobalLoad, admit_global, plan
@@ -293,13 +293,13 @@ async def read_moodle(gateway: MoodleGateway, course: str, meta: CourseMeta) -> 
         roster = await gateway.roster(course, moodle_id)
     except MoodleError as exc:
         return f"unreadable: {exc}"
-    seen = {
-        f.user: Seen(f.role, not f.suspended) for f in roster.enrolments if f.user is not None
-    }
+    seen = {f.user: Seen(f.role, not f.suspended) for f in roster.enrolments if f.user is not None}
     return Moodle(moodle_id, database, seen)
 
 
-def plans_of(tables: CourseTables, courses: Sequence[str], policy: PlanPolicy, now: datetime) -> dict[str, CoursePlan]:
+def plans_of(
+    tables: CourseTables, courses: Sequence[str], policy: PlanPolicy, now: datetime
+) -> dict[str, CoursePlan]:
     """``plan`` for each course as the worker would run it now: course guard, operator
     approvals and rejections, then the global guard over these courses together."""
     everywhere = tables.everywhere()
@@ -642,7 +642,9 @@ def command(
         return
     now = datetime.now(UTC)
     wanted = None if everything else names
-    snapshot, records, spans = _read_kafka(kafka, worker.app_id, topics.shadow, wanted, since, until)
+    snapshot, records, spans = _read_kafka(
+        kafka, worker.app_id, topics.shadow, wanted, since, until
+    )
     reports, source = _read_moodle(
         moodle, worker, snapshot, now, report_id, methods_file, set(snapshot.courses)
     )

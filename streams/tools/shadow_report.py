@@ -495,7 +495,8 @@ def csv_text(reports: Sequence[CourseShadow]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     period_keys = list(Period("x").as_json())
-    writer.writerow(["course", "status", "database_method", *_NOW_KEYS, *period_keys])
+    named = [f"period_{k}" for k in period_keys]  # "add" is a column of both parts
+    writer.writerow(["course", "status", "database_method", *_NOW_KEYS, *named])
     for r in reports:
         counts = r.counts()
         period = (r.period or Period(r.course)).as_json()

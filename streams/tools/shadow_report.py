@@ -339,6 +339,9 @@ def _meta(tables: CourseTables, course: str) -> CourseMeta | None:
     return None if raw is None else decode_meta(raw)
 
 
+READS_AT_ONCE = 8  # courses read from Moodle at once (the client paces and bounds the calls)
+
+
 async def survey(
     snapshot: Snapshot,
     gateway: MoodleGateway,
@@ -350,32 +353,42 @@ async def survey(
     tables = snapshot.tables
     known = [c for c in snapshot.courses if _meta(tables, c) is not None]
     course_plans = plans_of(tables, known, policy, now)
-    out: list[CourseShadow] = []
-    for course in snapshot.courses:
+    slots = asyncio.Semaphore(READS_AT_ONCE)
+
+    async def one(course: str) -> CourseShadow:
         meta = _meta(tables, course)
         if meta is None:
-            out.append(CourseShadow(course, "unknown to the reconciler"))
+            shadow = CourseShadow(course, "unknown to the reconciler")
         else:
-            read = await read_moodle(gateway, course, meta)
-            if isinstance(read, str):
-                out.append(CourseShadow(course, read))
-            else:
-                result = compare(
-                    tables.desired(course),
-                    tables.ledger(course),
-                    read.seen,
-                    course_plans[course],
-                    policy,
-                    methods_source.of_course(methods, course),
-                )
-                out.append(
-                    CourseShadow(
-                        course, "checked", read.moodle_course_id, read.database_method, result
-                    )
-                )
+            async with slots:
+                read = await read_moodle(gateway, course, meta)
+            shadow = _checked(tables, course, read, course_plans, policy, methods)
         if progress is not None:
             progress(1)
-    return out
+        return shadow
+
+    return list(await asyncio.gather(*map(one, snapshot.courses)))
+
+
+def _checked(
+    tables: CourseTables,
+    course: str,
+    read: Moodle | str,
+    course_plans: Mapping[str, CoursePlan],
+    policy: PlanPolicy,
+    methods: methods_source.Methods | None,
+) -> CourseShadow:
+    if isinstance(read, str):
+        return CourseShadow(course, read)
+    result = compare(
+        tables.desired(course),
+        tables.ledger(course),
+        read.seen,
+        course_plans[course],
+        policy,
+        methods_source.of_course(methods, course),
+    )
+    return CourseShadow(course, "checked", read.moodle_course_id, read.database_method, result)
 
 
 # -- rendering ------------------------------------------------------------------------------------

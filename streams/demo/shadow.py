@@ -140,8 +140,15 @@ class ShadowDemo(Demo):
         self._report("1-shadow")
         # -- 2. the cut-over ---------------------------------------------------------------
         self.display.step("reconciler cutover --all --methods-report 7")
-        self._cli("2-cutover", "cutover", "--all", "--methods-report", str(REPORT_ID))
-        self._idle("the cut-over planned")
+        before = self._shadowed()
+        found = self._cli("2-cutover", "cutover", "--all", "--methods-report", str(REPORT_ID))
+        beside = int(found.splitlines()[-1].split()[3])  # the total row's "enrol beside"
+        self._until(
+            "the cut-over planned",
+            lambda s: s.idle and self._shadowed() >= before + beside,
+            self.o.load_timeout_s,
+        )
+        self.display.note(f"{self._shadowed() - before:,} would-be enrolments beside")
         self._report("2-after-cutover")
         # -- 3. writes on ------------------------------------------------------------------
         self._switch_on()
@@ -186,6 +193,18 @@ class ShadowDemo(Demo):
             self.o.load_timeout_s,
         )
 
+    def _shadowed(self) -> int:
+        """The worker's count of would-be changes (``…_changes_total{outcome="shadow"}``)."""
+        text = httpx.get(f"{self.worker_url}/metrics", timeout=10).text
+        return round(
+            sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("reconciler_enrolment_changes_total{")
+                and 'outcome="shadow"' in line
+            )
+        )
+
     def _writes(self) -> dict[str, int]:
         calls = self.emu.stats().get("by_function", {})
         return {f: int(n) for f, n in calls.items() if f not in READS}
@@ -207,6 +226,27 @@ class ShadowDemo(Demo):
         if done.returncode not in (0, 1):
             raise DemoError(f"reconciler {' '.join(args)}: exit {done.returncode}\n{done.stderr}")
         (self.run_dir / f"shadow-report-{name}.txt").write_text(done.stdout, encoding="utf-8")
-        for line in done.stdout.splitlines():
-            self.display.console.print(f"    {line}", markup=False, highlight=False)
+        for line in excerpt(done.stdout):
+            self.display.console.print(f"    {line}", markup=False, highlight=False, soft_wrap=True)
         return done.stdout
+
+
+def excerpt(text: str, rows: int = 5) -> list[str]:
+    """The report's lines with each table cut to its first ``rows`` courses and its total
+    (the whole report is in the run directory)."""
+    out: list[str] = []
+    in_table, seen, cut = False, 0, 0
+    for line in text.splitlines():
+        if line.startswith("---"):
+            in_table, seen, cut = True, 0, 0
+        elif in_table and (not line.strip() or line.startswith("total")):
+            if cut:
+                out.append(f"… {cut} more course(s)")
+            in_table = False
+        elif in_table:
+            seen += 1
+            if seen > rows:
+                cut += 1
+                continue
+        out.append(line)
+    return out

@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 import psycopg
 
+from streams.demo.capture import caught_up
 from streams.demo.runner import Demo, DemoError
 from streams.devstack.children import worker
 from streams.workload.generator import Year
@@ -184,6 +185,12 @@ class ShadowDemo(Demo):
             f"CDC records read again: {s.events_in:,} (no replay: the state is the tables')"
         )
         self.rows_written = s.events_in  # what this worker read, for the verdict's wait
+        results = f"{self.app_id}-course-results"
+        self._until(  # the ledger's changelog holds every result: the report reads it
+            "results committed",
+            lambda _: caught_up(self.cfg.bootstrap_servers, self.app_id, results),
+            self.o.events_timeout_s,
+        )
 
     def _idle(self, what: str, extra_s: float = 0.0) -> None:
         deadline = time.monotonic() + extra_s

@@ -82,6 +82,18 @@ def report(run: Run) -> dict[str, dict[str, Any]]:
     return {r["course"] or "total": r for r in rows}
 
 
+def report_when(run: Run, course: str, key: str, value: int) -> dict[str, dict[str, Any]]:
+    """The report once ``course`` shows ``key`` = ``value``: the tools read the worker's
+    changelogs, a few seconds behind it (flushed before each offset commit)."""
+
+    def ready() -> dict[str, dict[str, Any]] | None:
+        found = report(run)
+        return found if found[course][key] == value else None
+
+    result: dict[str, dict[str, Any]] = wait_until(ready, 30, f"{course}: {key} = {value}")
+    return result
+
+
 def shadowed(run: Run) -> list[Record]:
     return read_all(run.services.bootstrap_servers, f"{run.app_id}.shadow")
 
@@ -172,7 +184,7 @@ async def test_shadow_then_cut_over_then_writes_then_the_database_method_disable
         60,
         "would enrol student 0 beside the Database enrolment",
     )
-    after = report(run)
+    after = report_when(run, da, "beside", 6)
     assert counts(after[da], "add", "beside", "other", "database_only") == (10, 6, 0, 6)
     assert writes(run) == {}
     again = cli(run, "cutover", "--all", "--methods-report", str(REPORT), "--json")
@@ -189,7 +201,7 @@ async def test_shadow_then_cut_over_then_writes_then_the_database_method_disable
     assert manual_users(run) == {uid(i) for i in range(10)}, "every desired student, beside"
     assert set(writes(run)) == {"enrol_manual_enrol_users"}, "nothing suspended: never enrolled"
 
-    final = report(run)
+    final = report_when(run, da, "in_sync", 10)
     assert counts(final[da], "in_sync", "database_only", "extra", "add") == (10, 0, 2, 0)
     assert final["total"]["ready"] is True
 

@@ -414,9 +414,9 @@ def _db(flag: bool | None) -> str:
     return "-" if flag is None else ("on" if flag else "off")
 
 
-def now_lines(reports: Sequence[CourseShadow]) -> list[str]:
+def now_lines(reports: Sequence[CourseShadow], brief: bool = False) -> list[str]:
     rows: list[list[object]] = []
-    for r in reports:
+    for r in () if brief else reports:
         if r.comparison is None:
             rows.append([r.course, *(["-"] * len(_NOW_KEYS)), r.status])
             continue
@@ -428,9 +428,11 @@ def now_lines(reports: Sequence[CourseShadow]) -> list[str]:
     return ui.render_table(NOW_HEADERS, rows, right=tuple(range(1, 12)), squeeze=0)
 
 
-def period_lines(reports: Sequence[CourseShadow], all_changes: Sequence[Change]) -> list[str]:
+def period_lines(
+    reports: Sequence[CourseShadow], all_changes: Sequence[Change], brief: bool = False
+) -> list[str]:
     rows: list[list[object]] = []
-    for r in reports:
+    for r in () if brief else reports:
         p = r.period
         if p is None:
             continue
@@ -577,6 +579,7 @@ def _nightly(at: str, tz: str, unenrolaction: str) -> Nightly:
         "a desired enrolment is held by the Database method alone, or the methods are not known",
         [
             "reconciler shadow-report --all --methods-report 7",
+            "reconciler shadow-report --all --methods-report 7 --brief --since 7d",
             "reconciler shadow-report 2026-INF101 --since 3d --details",
             "reconciler shadow-report --all --methods participants.csv --nightly 02:30 --csv",
             "reconciler shadow-report --file l1.txt --since 7d --json | jq .period",
@@ -618,6 +621,7 @@ def _nightly(at: str, tz: str, unenrolaction: str) -> Nightly:
     help="The Database method's setting (keep: it never acts on a removal).",
 )
 @click.option("--details", is_flag=True, help="Each user that differs, and each change.")
+@click.option("--brief", is_flag=True, help="The totals only, not a row per course.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per course, then total.")
 @click.option("--csv", "as_csv", is_flag=True, help="One CSV row per course.")
 def command(
@@ -632,6 +636,7 @@ def command(
     tz: str,
     unenrolaction: str,
     details: bool,
+    brief: bool,
     as_json: bool,
     as_csv: bool,
 ) -> None:
@@ -685,10 +690,17 @@ def command(
         sys.stdout.write(csv_text(reports))
         ui.say(gate, err=True)
     else:
-        _print(reports, changes, spans, since, until, schedule, source, gate, details)
+        shown = Shown(details, brief)
+        _print(reports, changes, spans, since, until, schedule, source, gate, shown)
     if any(s.expired for s in spans):
         raise SystemExit(int(Exit.EXPIRED))
     raise SystemExit(int(Exit.OK if ok else Exit.ATTENTION))
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    details: bool = False  # each user that differs, each change
+    brief: bool = False  # totals only
 
 
 def _print(
@@ -700,17 +712,17 @@ def _print(
     schedule: Nightly,
     source: str,
     gate: str,
-    details: bool,
+    shown: Shown,
 ) -> None:
     ui.say(f"now: desired enrolments (APOGÉE) against Moodle, any method; methods: {source}")
-    for line in now_lines(reports):
+    for line in now_lines(reports, shown.brief):
         ui.say(line)
     ui.say()
     ui.say(
         f"{ui.fmt_time(since)} → {ui.fmt_time(until)}: what the streaming path would have done "
         f"(shadow topic), against the {schedule.describe()}"
     )
-    for line in period_lines(reports, changes):
+    for line in period_lines(reports, changes, shown.brief):
         ui.say(line)
     expired = [s for s in spans if s.expired]
     if expired:
@@ -719,7 +731,7 @@ def _print(
             + ", ".join(f"{s.partition} (from offset {s.low})" for s in expired)
             + ": incomplete"
         )
-    if details:
+    if shown.details:
         lines = detail_lines(reports)
         if lines:
             ui.say()

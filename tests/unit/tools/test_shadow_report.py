@@ -21,6 +21,7 @@ from streams.tools.shadow_report import (
     changes_of,
     csv_text,
     gate_line,
+    now_lines,
     periods,
 )
 from tests.unit.domain.builders import fact
@@ -128,3 +129,11 @@ def test_the_csv_has_one_row_per_course_with_the_counts() -> None:
     )
     assert values["database_method"] == "1"
     assert values["period_add"] == "0", "the period's columns are named apart"
+
+
+def test_brief_keeps_the_total_rows_only() -> None:
+    alone = Item("1", Standing.OTHER, "active student", "database", database_only=True)
+    reports = [CourseShadow(f"C{i}", "checked", i, True, comparison(alone)) for i in range(3)]
+    assert len(now_lines(reports)) == 2 + 3 + 1
+    brief = now_lines(reports, brief=True)
+    assert len(brief) == 3 and brief[-1].split()[:5] == ["total", "9", "6", "3", "3"]

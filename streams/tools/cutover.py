@@ -238,6 +238,8 @@ def _survey(
         async with MoodleClient(moodle) as client:
             courses = set(snapshot.courses)
             methods, _ = await load_methods(client, report_id, methods_file, courses)
+            if not methods:  # an audience without the service user, columns in another order
+                ui.fail(Exit.MOODLE, "the methods report has no row for these courses")
             gateway = MoodleGateway(client, worker.user_field, worker.role_ids)
             out: list[tuple[Finding, EnrolmentMethodsFound | None]] = []
             for course in snapshot.courses:

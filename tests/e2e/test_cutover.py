@@ -151,7 +151,7 @@ async def test_shadow_then_cut_over_then_writes_then_the_database_method_disable
     assert said.count(("dry_run", "enrol")) == 34
     assert said.count(("held", "suspend")) == 20
     lineage = records[0].value["command"]["facts"][0]["provenance"][0]
-    assert lineage["table"] in ("INS_ADM_ETP", "IND_CONTRAT_ELP")  # the row that made it true
+    assert lineage["table"] in ("INDIVIDU", "INS_ADM_ETP", "IND_CONTRAT_ELP")  # made it true
     assert lineage["committed_ms"] and lineage["offset"] is not None and lineage["log"]
     assert {r.key for r in records} == {da, md}
     assert all(r.value["command"]["user"] != run.slice.etu(0) for r in records), (
@@ -169,10 +169,18 @@ async def test_shadow_then_cut_over_then_writes_then_the_database_method_disable
     assert (period["add"], period["remove"], period["held"]) == (34, 0, 20)
     assert now[md]["period"]["held"] == 20 and now[da]["period"]["add"] == 4
     assert period["earlier_p50_s"] > 0, "streaming acts before the next nightly run"
-    table = cli(run, "shadow-report", "--all", "--methods-report", str(REPORT))
+    table = cli(run, "shadow-report", "--all", "--methods-report", str(REPORT), "--details")
     print(table.stdout)
     assert table.returncode == 1 and "held only by the Database method" in table.stdout
     assert max(len(line) for line in table.stdout.splitlines()) <= 100
+    detail = {tuple(line.split()[:3]) for line in table.stdout.splitlines()}
+    assert (da, run.slice.etu(20), "extra") in detail and (da, run.slice.etu(6), "add") in detail
+    brief = cli(run, "shadow-report", da, md, "--methods-report", str(REPORT), "--brief")
+    rows = [line.split() for line in brief.stdout.splitlines() if line.startswith("total")]
+    assert [r[:6] for r in rows] == [
+        ["total", "20", "0", "6", "6", "14"],
+        ["total", "34", "0", "20", "0", rows[1][5]],
+    ]
     csv = cli(run, "shadow-report", "--all", "--methods-report", str(REPORT), "--csv")
     assert len(csv.stdout.splitlines()) == 3, csv.stdout
 

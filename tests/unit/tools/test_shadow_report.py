@@ -14,7 +14,7 @@ from schemas.commands import CommandKind, MoodleCommand
 from schemas.enrolment import EnrolmentTuple
 from schemas.lineage import SourceRef
 from streams.domain.cutover import Comparison, Item, Standing
-from streams.tools import methods
+from streams.tools import methods, ui
 from streams.tools.shadow_report import (
     CourseShadow,
     Nightly,
@@ -137,3 +137,13 @@ def test_brief_keeps_the_total_rows_only() -> None:
     assert len(now_lines(reports)) == 2 + 3 + 1
     brief = now_lines(reports, brief=True)
     assert len(brief) == 3 and brief[-1].split()[:5] == ["total", "9", "6", "3", "3"]
+
+
+def test_a_removal_the_nightly_run_makes_first_is_negative_earlier() -> None:
+    """Committed at 01:30 Paris: the 02:00 run acts after 30 min, the streaming path after its
+    one-hour grace window: it would have been 30 min *later*, and the report says so."""
+    committed = datetime(2026, 12, 1, 0, 30, tzinfo=UTC)
+    late = record("1", CommandKind.SUSPEND, committed=committed, at=committed + timedelta(hours=1))
+    (change,) = changes_of([late], NIGHTLY)
+    assert change.earlier_s == -1800
+    assert ui.fmt_duration(change.earlier_s) == "-30m00s"

@@ -14,6 +14,9 @@ owns its partition, in the order the events were published:
 * :class:`EnrolmentsObserved` — a drift check found Moodle different from the ledger for
   these users (``reconciler diff --repair``, or the worker's periodic check with repair on):
   the ledger's owned entries take what Moodle showed, and the course is planned again.
+* :class:`EnrolmentMethodsFound` — the cut-over from the Database method (``reconciler
+  cutover``): users the Database method holds alone may be enrolled beside it; manual
+  enrolments the reconciler did not make are foreign.
 
 :class:`CourseMeta` is the per-course record the course agent keeps (one small value per
 course, never a list of its members).
@@ -39,6 +42,7 @@ __all__ = [
     "CourseAdopted",
     "CourseEvent",
     "CourseMeta",
+    "EnrolmentMethodsFound",
     "EnrolmentsObserved",
     "EnrolmentsReleased",
     "FactChange",
@@ -139,8 +143,31 @@ class EnrolmentsObserved(BaseModel):
     at: datetime
 
 
+class EnrolmentMethodsFound(BaseModel):
+    """Cut-over from the Database method, from Moodle's per-enrolment methods (a custom report
+    on the Course participants source). ``database_only`` users hold their enrolment through
+    the Database method alone, with no manual enrolment: their foreign ledger entries are
+    dropped, so the plan enrols them through the manual instance beside it. ``manual`` users
+    hold a manual enrolment the reconciler did not make (a teacher's, which
+    ``enrol_manual_enrol_users`` would update): recorded as foreign when the ledger does not
+    know them. Owned entries are never changed."""
+
+    model_config = MESSAGE
+    type: Literal["methods"] = "methods"
+    course: str
+    database_only: tuple[str, ...] = ()
+    manual: tuple[ForeignEnrolment, ...] = ()
+    by: str = ""
+    at: datetime
+
+
 CourseEvent = Annotated[
-    FactsChanged | CourseAdopted | CommandsApplied | EnrolmentsReleased | EnrolmentsObserved,
+    FactsChanged
+    | CourseAdopted
+    | CommandsApplied
+    | EnrolmentsReleased
+    | EnrolmentsObserved
+    | EnrolmentMethodsFound,
     Field(discriminator="type"),
 ]
 COURSE_EVENT: TypeAdapter[CourseEvent] = TypeAdapter(CourseEvent)

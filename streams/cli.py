@@ -31,6 +31,8 @@ _SUBCOMMANDS: dict[str, str] = {
     "enrol-csv": "streams.tools.enrol_csv:command",
     "meta": "streams.tools.meta:command",
     "cohorts": "streams.tools.cohorts:cohorts",
+    "shadow-report": "streams.tools.shadow_report:command",
+    "cutover": "streams.tools.cutover:command",
 }
 
 

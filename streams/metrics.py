@@ -75,7 +75,8 @@ COMMIT_TO_APPLIED = Histogram(
 )
 APPLIED = Counter(
     "reconciler_enrolment_changes_total",
-    "Enrolment changes by command kind and outcome (applied, rejected, parked, deferred, held).",
+    "Enrolment changes by command kind and outcome (applied, rejected, parked, deferred, held; "
+    "shadow: would have been sent, in shadow mode).",
     ["kind", "outcome"],
     registry=REGISTRY,
 )
@@ -160,7 +161,7 @@ for _kind in DRIFT_KINDS:
 for _change in ("add", "remove"):
     COMMIT_TO_APPLIED.labels(_change)
 for _command in CommandKind:
-    for _applied in ("applied", "rejected", "parked", "deferred", "held"):
+    for _applied in ("applied", "rejected", "parked", "deferred", "held", "shadow"):
         APPLIED.labels(_command.value, _applied)
 for _reason in DeadLetterReason:
     DEAD_LETTERS.labels(_reason.value)

@@ -109,7 +109,10 @@ class Applier:
         self.schedule = Schedule()
         self.parking = Parking()
         self.overlay = Overlay()
-        self._shadowed: dict[tuple[str, str], tuple[CommandKind, EnrolmentTuple]] = {}
+        # Shadow mode: what would have been applied, as the ledger would hold it (never folded,
+        # never published): later plans see it, so a would-be enrolment is said once, and its
+        # removal comes after the grace window and through the guard, as it would have.
+        self.shadowing = Overlay()
         self.held: dict[str, int] = {}
         self._held_users: dict[str, set[str]] = {}
         self._load: dict[str, tuple[int, int]] = {}
@@ -136,11 +139,12 @@ class Applier:
         return self.overlay.meta(course, self.state.meta(course))
 
     def _ledger(self, course: str) -> CourseLedger:
-        return self.overlay.ledger(self.state.ledger(course))
+        return self.shadowing.ledger(self.overlay.ledger(self.state.ledger(course)))
 
     def _ledger_for(self, course: str, users: Iterable[str]) -> CourseLedger:
         wanted = frozenset(users)
-        return self.overlay.ledger(self.state.ledger_for(course, wanted), wanted)
+        ledger = self.overlay.ledger(self.state.ledger_for(course, wanted), wanted)
+        return self.shadowing.ledger(ledger, wanted)
 
     def sweep(self) -> int:
         """Plan every course this worker owns (after start or a rebalance)."""
@@ -443,20 +447,17 @@ class Applier:
         return set(applied)
 
     async def _shadow(self, work: Sequence[_Work]) -> None:
-        """Shadow mode: what would have been sent goes to the shadow topic, once per change
-        (a course is planned again and again while nothing is applied), and the ledger stays
+        """Shadow mode: what would have been sent goes to the shadow topic, and what the ledger
+        would then hold to the shadowing overlay (in memory, never published): the ledger stays
         as it is, so turning shadow mode off starts from the same state."""
         at = self._wall()
-        records = []
+        by_course: dict[str, list[_Work]] = {}
         for w in work:
-            key, change = (w.course, w.command.user), (w.command.kind, w.command.enrolment)
-            if self._shadowed.get(key) == change:
-                continue
-            self._shadowed[key] = change
-            records.append(self._record(w, Outcome.DRY_RUN, at))
+            by_course.setdefault(w.course, []).append(w)
             metrics.child(metrics.APPLIED, w.command.kind.value, "shadow").inc()
-        if records:
-            await self.outbox.shadow(records)
+        for course, items in by_course.items():
+            self.shadowing.applied(course, self._entries(course, items, at))
+        await self.outbox.shadow([self._record(w, Outcome.DRY_RUN, at) for w in work])
 
     def _entries(self, course: str, items: list[_Work], at: datetime) -> list[LedgerEntry]:
         """What the results agent will write for these applied commands; the course's share of
@@ -567,7 +568,10 @@ class Applier:
         self.schedule.at(course, self._clock() + delay)
 
     def _audit_later(self, records: list[AuditRecord]) -> None:
-        task = asyncio.ensure_future(self.outbox.audit(records))
+        """Held and parked changes: to the audit topic, or in shadow mode to the shadow topic
+        (the audit topic says what was done in Moodle; in shadow mode nothing is)."""
+        send = self.outbox.shadow if self.config.shadow else self.outbox.audit
+        task = asyncio.ensure_future(send(records))
         self._cycles.add(task)
         task.add_done_callback(self._cycles.discard)
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-__all__ = ["end_offsets", "wait_for_key"]
+__all__ = ["caught_up", "end_offsets", "wait_for_key"]
 
 
 def _consumer(bootstrap: str) -> Consumer:
@@ -44,6 +44,27 @@ def end_offsets(bootstrap: str, topic: str, timeout_s: float = 10.0) -> dict[int
         }
     finally:
         consumer.close()
+
+
+def caught_up(bootstrap: str, group: str, topic: str, timeout_s: float = 10.0) -> bool:
+    """``group`` has committed every record of ``topic`` (faust flushes what it produced —
+    changelogs included — before it commits what it read): the tools reading the changelogs
+    see everything the worker did. Only asks the group's offsets; never joins it."""
+    ends = end_offsets(bootstrap, topic, timeout_s)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "log_level": 3,
+        }
+    )
+    try:
+        asked = [TopicPartition(topic, p) for p in ends]
+        done = {tp.partition: tp.offset for tp in consumer.committed(asked, timeout=timeout_s)}
+    finally:
+        consumer.close()
+    return all(done.get(p, -1) >= end for p, end in ends.items() if end > 0)
 
 
 def wait_for_key(

@@ -38,8 +38,16 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     help="Grace window before a removal (seconds); production default 3600.",
 )
 @click.option("--follow", is_flag=True, help="After the verdict, keep editing and showing.")
+@click.option(
+    "--shadow",
+    is_flag=True,
+    help="Beside the Database method: shadow mode, shadow-report, cutover, writes on, "
+    "Database method disabled (the README's cut-over runbook).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Final summary as JSON on stdout.")
-def command(students: int, seed: int, grace_s: float, follow: bool, as_json: bool) -> None:
+def command(
+    students: int, seed: int, grace_s: float, follow: bool, shadow: bool, as_json: bool
+) -> None:
     """Run the reconciler end to end on the local stack with a generated APOGÉE year.
 
     Brings the stack up (RECONCILER_STACK_* settings), starts the Moodle emulator and a worker,
@@ -48,7 +56,9 @@ def command(students: int, seed: int, grace_s: float, follow: bool, as_json: boo
     """
     console = Console(stderr=as_json, highlight=False)
     signal.signal(signal.SIGTERM, _interrupt)
-    options = DemoOptions(students=students, seed=seed, grace_s=grace_s, follow=follow)
+    options = DemoOptions(
+        students=students, seed=seed, grace_s=grace_s, follow=follow, shadow=shadow
+    )
     title = f"APOGÉE → Moodle · {students:,} students · seed {seed} · grace {grace_s:g} s"
     with Display(console, title) as display:
         summary = run_demo(options, display, lambda s: _print(console, s))

@@ -73,6 +73,7 @@ class DemoOptions:
     load_timeout_s: float = 600.0
     events_timeout_s: float = 180.0
     follow_every_s: float = 2.0
+    shadow: bool = False  # the cut-over runbook beside the Database method (demo/shadow.py)
 
 
 def _free_port(host: str) -> int:
@@ -201,7 +202,7 @@ class Demo:
     def _start_emulator(self, year: Year) -> Emulator:
         _prune_runs(self.run_dir.parent, keep=KEEP_RUNS - 1)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        seed = emulator_seed(year, self.token)
+        seed = self._seed(year)
         seed_file = self.run_dir / "moodle-seed.json"
         seed_file.write_text(json.dumps(seed, ensure_ascii=False), encoding="utf-8")
         self.courses = [c["idnumber"] for c in seed["courses"]]
@@ -220,6 +221,9 @@ class Demo:
             f"student accounts, {len(self.courses):,} courses with a manual enrolment method"
         )
         return Emulator(self.moodle_url)
+
+    def _seed(self, year: Year) -> dict[str, Any]:
+        return emulator_seed(year, self.token)
 
     def _worker_env(self) -> dict[str, str]:
         host, port = self.cfg.host, self.cfg.worker_metrics_port
@@ -536,7 +540,12 @@ def run_demo(
 ) -> Summary:
     """Run the demo; ``on_verdict`` gets the summary once Moodle has been compared (before
     ``--follow`` goes on), or at the end if the demo failed before that."""
-    demo = Demo(options, display, cfg or StackConfig(), on_verdict)
+    kind = Demo
+    if options.shadow:
+        from streams.demo.shadow import ShadowDemo
+
+        kind = ShadowDemo
+    demo = kind(options, display, cfg or StackConfig(), on_verdict)
     summary = demo.run()
     if not demo.verdict_done:
         on_verdict(summary)

@@ -142,6 +142,28 @@ async def _courses(request: web.Request) -> web.Response:
     )
 
 
+async def _instances(request: web.Request) -> web.Response:
+    """List enrolment instances, or enable/disable those of a plugin (and course): what an
+    administrator does when disabling a method, e.g. ``{"enrol": "database", "status": 1}``
+    (Moodle then counts their enrolments as not active)."""
+    state = _emu(request).state
+    body = await request.json() if request.method == "POST" else {}
+    courseid = body.get("courseid", request.query.get("courseid"))
+    chosen = [
+        inst
+        for inst in state.instances.values()
+        if (courseid is None or inst.courseid == int(courseid))
+        and inst.enrol == body.get("enrol", request.query.get("enrol", inst.enrol))
+    ]
+    if request.method == "POST":
+        if body.get("status") not in (0, 1):
+            return web.json_response({"error": "status must be 0 (enabled) or 1"}, status=400)
+        for inst in chosen:
+            inst.status = int(body["status"])
+        state.dirty = True
+    return web.json_response([asdict(i) for i in chosen])
+
+
 async def _reset(request: web.Request) -> web.Response:
     _emu(request).reset()
     return web.json_response({"ok": True})
@@ -162,6 +184,7 @@ def add_controls(app: web.Application, emulator: Emulator) -> None:
     app.router.add_route("*", "/_emulator/server", _server)
     app.router.add_post("/_emulator/users", _users)
     app.router.add_post("/_emulator/courses", _courses)
+    app.router.add_route("*", "/_emulator/instances", _instances)
     app.router.add_post("/_emulator/reset", _reset)
     app.router.add_get("/_emulator/health", _health)
     if emulator.store is not None:

@@ -12,6 +12,7 @@ from streams.emulator.functions import (
     enrol_manual,
     enrol_meta,
     group,
+    reportbuilder,
     user,
     webservice,
 )
@@ -24,7 +25,7 @@ __all__ = ["FUNCTIONS", "MOODLE_FUNCTIONS", "function_table", "known_to_moodle"]
 def function_table(at_least: Callable[[str], bool]) -> dict[str, Function]:
     """The emulated functions with their parameter and return descriptions for one version."""
     table: dict[str, Function] = {}
-    for module in (enrol_manual, enrol, enrol_meta, user, course, cohort, group):
+    for module in (enrol_manual, enrol, enrol_meta, user, course, cohort, group, reportbuilder):
         for function in module.functions(at_least):
             table[function.name] = function
     for function in webservice.functions(lambda: table):

@@ -182,6 +182,22 @@ class Cohort:
 
 
 @dataclass
+class Report:
+    """A custom report (report builder, 4.1+) on the Course participants source: the columns
+    ``core_reportbuilder_retrieve_report`` returns (``functions/reportbuilder.py``)."""
+
+    id: int
+    name: str = "Enrolment methods"
+    source: str = "core_course\\reportbuilder\\datasource\\participants"
+    columns: tuple[str, ...] = (
+        "course:idnumber",
+        "user:idnumber",
+        "enrol:plugin",
+        "enrolment:status",
+    )
+
+
+@dataclass
 class Category:
     id: int
     name: str
@@ -293,6 +309,7 @@ class State:
         self.cohorts: dict[int, Cohort] = {}
         self.cohort_members: dict[int, set[int]] = {}
         self.tokens: dict[str, Token] = {}
+        self.reports: dict[int, Report] = {}
         self.counters: Counter[str] = Counter()
         self.welcome_messages: Counter[tuple[int, int]] = Counter()
         self.dirty = False
@@ -362,6 +379,7 @@ class State:
                 for c in self.cohorts.values()
             ],
             "tokens": [_token_snapshot(t) for t in self.tokens.values()],
+            "reports": [{**asdict(r), "columns": list(r.columns)} for r in self.reports.values()],
             "user_enrolments": [asdict(ue) for ue in self.ue.values()],
             "role_assignments": [
                 {"courseid": c, "userid": u, "roleid": r, "component": comp, "itemid": item}
@@ -495,6 +513,11 @@ def load_seed(data: Mapping[str, Any], clock: Callable[[], float] = time.time) -
         _load_course(state, course)
     for token in data.get("tokens", []):
         _load_token(state, token)
+    for report in data.get("reports", []):
+        fields = {**report, "id": int(report["id"])}
+        if "columns" in fields:
+            fields["columns"] = tuple(fields["columns"])
+        state.reports[fields["id"]] = Report(**fields)
     _load_rows(state, data)
     return state
 

@@ -300,12 +300,26 @@ PANELS: dict[str, tuple[Spec, ...]] = {
             width=6,
         ),
         Spec(
+            "Shadow mode",
+            (
+                _q("max(reconciler_shadow_mode)", "shadow (1: no Moodle write)"),
+                _q(
+                    'sum(increase(reconciler_enrolment_changes_total{outcome="shadow"}[1h]))',
+                    "would-be changes (1 h)",
+                ),
+            ),
+            kind="stat",
+            width=6,
+            description="In shadow mode the worker plans and reads Moodle but never writes: "
+            "what it would have sent is on the shadow topic (`reconciler shadow-report`).",
+        ),
+        Spec(
             "faust: records received and rebalances",
             (
                 _q(f"sum(rate(faust_messages_received_total[{RATE}]))", "records/s"),
                 _q("max(faust_total_rebalances)", "rebalances"),
             ),
-            width=12,
+            width=6,
             description="faust's own sensor (/metrics/faust, its latencies in milliseconds).",
         ),
     ),

@@ -27,6 +27,7 @@ from schemas.course_events import (
     CourseAdopted,
     CourseEvent,
     CourseMeta,
+    EnrolmentMethodsFound,
     EnrolmentsObserved,
     EnrolmentsReleased,
     FactChange,
@@ -43,6 +44,7 @@ from streams.domain.mapping import CourseMapping
 from streams.domain.policy import FoldPolicy
 from streams.domain.student import StudentState, empty_student
 from streams.pipeline.codec import decode_student, encode_student
+from streams.pipeline.cutover import methods_found
 from streams.pipeline.drift import observed
 from streams.pipeline.state import SEP, CourseTables, get_raw, scan_prefix
 
@@ -277,6 +279,8 @@ class CourseView:
             self._applied(event)
         elif isinstance(event, EnrolmentsObserved):
             observed(self.tables, event, self.applier)
+        elif isinstance(event, EnrolmentMethodsFound):
+            methods_found(self.tables, event, self.applier)
         else:
             self._released(event)
 

@@ -35,6 +35,7 @@ def status_document(applier: Applier, ready: bool, extra: dict[str, Any]) -> dic
     parking = applier.parking
     return {
         "ready": ready,
+        "shadow": applier.config.shadow,  # plans and reads, never writes (shadow topic)
         "pending_courses": applier.schedule.pending,
         "in_flight_courses": applier.schedule.in_flight,
         "applied_total": applier.applied_total,

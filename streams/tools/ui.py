@@ -141,6 +141,8 @@ def fmt_ms(ms: int | None) -> str:
 def fmt_duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
+    if seconds < 0:  # e.g. the nightly run acting before a removal's grace window ends
+        return f"-{fmt_duration(-seconds)}"
     if seconds < 60:
         return f"{seconds:.1f}s"
     minutes, secs = divmod(int(seconds), 60)

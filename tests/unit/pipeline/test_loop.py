@@ -3,6 +3,7 @@ the applier read back from Moodle through its web services."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -414,6 +415,45 @@ async def test_shadow_mode_writes_nothing_then_converges_when_turned_off(
     await live.settle()
     assert await live.roster("2026-INF101") == {etu(1): "active", etu(2): "active"}
     await live.close()
+
+
+async def test_shadow_mode_says_what_it_would_suspend_and_hold_as_if_it_had_written(
+    emulator: RunningEmulator,
+) -> None:
+    """The would-be enrolments are kept as the ledger would hold them (in memory only): a
+    student who leaves is a would-be suspension after the grace window, a mass removal is
+    held by the guard — each said once, on the shadow topic (never the audit topic)."""
+    guard = PlanPolicy(
+        grace=timedelta(minutes=10),
+        guard=GuardPolicy(course_max_count=3, course_max_share=1.0, global_max_share=1.0),
+    )
+    shadow = Loop(emulator.url, guard, shadow=True)
+    db = Db()
+    for i in range(1, 11):
+        student(db, i)
+    shadow.feed(db)
+    await shadow.settle()
+    drop(db, 1, "INF101")
+    shadow.feed(db)
+    await shadow.later(GRACE.grace.total_seconds() + 1)
+    await shadow.later(60)  # planned again: said once
+    for i in range(2, 8):  # a mass removal: 6 > 3
+        drop(db, i, "INF101")
+    shadow.feed(db)
+    await shadow.later(GRACE.grace.total_seconds() + 1)
+    await asyncio.sleep(0)  # held records go out in a task
+    said = [(r.outcome, r.command.kind.value, r.command.user) for r in shadow.shadowed]
+    assert said[:10] == [(Outcome.DRY_RUN, "enrol", etu(i)) for i in range(1, 11)]
+    assert said[10] == (Outcome.DRY_RUN, "suspend", etu(1))
+    assert sorted(said[11:]) == [(Outcome.HELD, "suspend", etu(i)) for i in range(2, 8)]
+    assert shadow.shadowed[10].command.facts[0].provenance[0].table == "IND_CONTRAT_ELP"
+    assert shadow.audits == [], "nothing done in Moodle, nothing on the audit topic"
+    assert shadow.applier.held == {"2026-INF101": 6}
+    assert [e for e in shadow.events if isinstance(e, CommandsApplied)] == []
+    stats = emulator.emulator.stats.by_function
+    assert not [f for f in stats if f.startswith("enrol_manual") or f.startswith("core_role")]
+    assert {e.owned for e in shadow.tables.ledger("2026-INF101").entries.values()} <= {False}
+    await shadow.close()
 
 
 async def test_additions_plan_only_the_added_users_removals_the_whole_course(loop: Loop) -> None:

@@ -47,6 +47,7 @@ from harness import (
     end_offsets,
     load,
     machine,
+    quiet,
     span,
     wipe,
 )
@@ -96,13 +97,13 @@ def main() -> None:
         # changelog bytes per source change at this size (instant Moodle: no queue)
         if args.profile != "instant":
             bench.emu_profile("instant", args.workers)
-        logs_before = end_offsets(changelogs(app_id))
+        # the results of the load are folded into the ledger behind the applies: wait
+        logs_before = quiet(changelogs(app_id))
         applied = worker.applied()
         changes = Changes(bench.dsn, args.students, args.courses, args.elements)
         made, _ = changes.run(rate=50.0, count=args.changes)
         bench.wait_applied(worker, applied + made, 600)
-        time.sleep(3)  # the changelog writes of the last changes are buffered (linger)
-        sizes = byte_sizes(logs_before, end_offsets(changelogs(app_id)))
+        sizes = byte_sizes(logs_before, quiet(changelogs(app_id)))
         sampler.stop.set()
         restart: dict[str, Any] = {}
         if not args.no_restart:

@@ -391,6 +391,20 @@ def end_offsets(topics: Sequence[str]) -> Offsets:
         c.close()
 
 
+def quiet(topics: Sequence[str], still_s: float = 5.0, timeout_s: float = 600) -> Offsets:
+    """End offsets once they have not moved for ``still_s`` (the worker has caught up)."""
+    deadline = time.monotonic() + timeout_s
+    last, since = end_offsets(topics), time.monotonic()
+    while time.monotonic() - since < still_s:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{topics} still being written after {timeout_s:.0f} s")
+        time.sleep(1.0)
+        now = end_offsets(topics)
+        if now != last:
+            last, since = now, time.monotonic()
+    return last
+
+
 def records(start: Offsets, end: Offsets, timeout_s: float = 900) -> Iterator[Message]:
     """Every record in ``[start, end)`` per partition."""
     c = _consumer()

@@ -48,7 +48,6 @@ def main() -> None:
     args = parser.parse_args()
     with Bench("ceiling") as bench:
         bench.clean()
-        bench.emulator(args.students, args.courses, "instant", 4)
         before = end_offsets(cdc_topics())
         rows = args.students * args.elements
         load(bench.dsn, args.students, args.courses, args.elements)
@@ -56,8 +55,9 @@ def main() -> None:
         captured = _captured(bench, before, expected)
         print(f"{len(captured):,} CDC records captured; measuring…", flush=True)
         bare = _bare(bench, captured)
-        one = _topology(bench, captured, rows, workers=1)
-        two = _topology(bench, captured, rows, workers=2)
+        # a fresh Moodle for each topology: the enrolments another run made would be foreign
+        one = _topology(bench, captured, rows, workers=1, fresh=args)
+        two = _topology(bench, captured, rows, workers=2, fresh=args)
         result = {
             "bench": "ceiling",
             "machine": machine(),
@@ -172,7 +172,10 @@ def _bare(bench: Bench, captured: list[Record]) -> float:
         consumer.close()
 
 
-def _topology(bench: Bench, captured: list[Record], rows: int, workers: int) -> dict[str, Any]:
+def _topology(
+    bench: Bench, captured: list[Record], rows: int, workers: int, fresh: Any
+) -> dict[str, Any]:
+    bench.emulator(fresh.students, fresh.courses, "instant", 4)
     run = uuid.uuid4().hex[:8]
     app_id, prefix = f"bench-{run}", f"bench-{run}.apogee.apogee."
     env = bench.app_env(

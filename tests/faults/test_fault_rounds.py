@@ -28,6 +28,7 @@ from streams.workload.oracle import compare, expected_enrolments, moodle_enrolme
 from tests.support.backends import Services
 from tests.support.e2e import Run, e2e_run, eventually, seed, wait_until
 from tests.support.faults import (
+    WORKER_ENV,
     Load,
     audit_duplicates,
     audit_records,
@@ -46,20 +47,6 @@ STUDENTS = 200  # × scale
 RATE = 8.0  # APOGÉE transactions per second
 HOLD_S = 6.0  # each fault lasts at least this long (and until it has been seen to bite)
 
-# The suite's worker: RocksDB tables (a SIGKILL loses no state), short Moodle timeouts and a
-# short faust session (a killed member leaves the group after 10 s, not faust's 60), and the
-# mass-removal guard out of the way (the load cancels enrolments; the guard has its own tests).
-WORKER_ENV = {
-    "RECONCILER_STORE": "rocksdb",
-    "MOODLE_TIMEOUT_S": "1.5",
-    "MOODLE_MAX_ATTEMPTS": "3",
-    "MOODLE_MAX_RETRY_AFTER_S": "2",
-    "BROKER_SESSION_TIMEOUT": "10",
-    "RECONCILER_GUARD_COURSE_MAX_COUNT": "1000000",
-    "RECONCILER_GUARD_COURSE_MAX_SHARE": "1",
-    "RECONCILER_GUARD_GLOBAL_MAX_COUNT": "1000000",
-    "RECONCILER_GUARD_GLOBAL_MAX_SHARE": "1",
-}
 STORM = ["http500", "http502", "http503", "dmlwriteexception", "dbconnectionfailed"]
 
 

@@ -31,6 +31,21 @@ from streams.devstack.stack import CONNECTOR_NAME
 from tests.support.e2e import YEAR, Run
 from tests.support.kafka import read_all
 
+# The suite's worker: RocksDB tables (a SIGKILL loses no state), short Moodle timeouts and a
+# short faust session (a killed member leaves the group after 10 s, not faust's 60), and the
+# mass-removal guard out of the way (the load cancels enrolments; the guard has its own tests).
+WORKER_ENV = {
+    "RECONCILER_STORE": "rocksdb",
+    "MOODLE_TIMEOUT_S": "1.5",
+    "MOODLE_MAX_ATTEMPTS": "3",
+    "MOODLE_MAX_RETRY_AFTER_S": "2",
+    "BROKER_SESSION_TIMEOUT": "10",
+    "RECONCILER_GUARD_COURSE_MAX_COUNT": "1000000",
+    "RECONCILER_GUARD_COURSE_MAX_SHARE": "1",
+    "RECONCILER_GUARD_GLOBAL_MAX_COUNT": "1000000",
+    "RECONCILER_GUARD_GLOBAL_MAX_SHARE": "1",
+}
+
 # Lines printed at the end of the run (tests/faults/conftest.py: pytest_terminal_summary).
 FIGURES: list[str] = []
 

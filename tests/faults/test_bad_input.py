@@ -19,8 +19,16 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from schemas.deadletter import DeadLetterRecord
 from tests.support.backends import Services
-from tests.support.e2e import Run, e2e_run, eventually, seed, wait_until
-from tests.support.faults import WORKER_ENV, Load, log_problems, metric_total, report, running
+from tests.support.e2e import Run, e2e_run, seed, wait_until
+from tests.support.faults import (
+    WORKER_ENV,
+    Load,
+    converge,
+    log_problems,
+    metric_total,
+    report,
+    running,
+)
 from tests.support.kafka import read_until
 from tests.support.malformed import Bad, malformed
 
@@ -110,7 +118,7 @@ async def test_malformed_records_are_dead_lettered_and_valid_traffic_converges(
         timeout_s=300,
     )
     drained = time.monotonic() - started
-    await eventually(lambda: _matches(run), 180, "Moodle equals SQL after the flood")
+    await converge(run, ELEMENTS, 180, "Moodle equals SQL after the flood")
 
     letters = [DeadLetterRecord.model_validate_json(json.dumps(r.value)) for r in dead]
     found = {(d.topic, d.partition, d.offset): d.reason for d in letters}
@@ -139,7 +147,3 @@ async def test_malformed_records_are_dead_lettered_and_valid_traffic_converges(
         f"after the start: {dict(lettered)}; {tombstones} tombstones ignored; worker pid "
         f"{pid} throughout, /livez slowest {slowest * 1000:.0f} ms; Moodle equals SQL"
     )
-
-
-async def _matches(run: Run) -> bool:
-    return await run.matches_sql(ELEMENTS) == ""

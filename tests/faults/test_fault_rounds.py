@@ -1,8 +1,8 @@
 """Rounds of faults during a steady load of APOGÉE changes; afterwards Moodle equals SQL exactly.
 
 Each round breaks, one at a time and while staff keep editing APOGÉE: the worker (SIGKILL,
-restarted on its RocksDB tables), the Kafka broker (restarted; killed on even rounds), Kafka
-Connect (killed; restarted gracefully on even rounds: Debezium re-emits what it had not
+restarted on its RocksDB tables), the Kafka broker and Kafka Connect (SIGKILLed and started
+again on odd rounds, stopped and started on even ones: Debezium re-emits what it had not
 committed), and Moodle (a storm of HTTP 500/502/503 and database errors, timeouts before and
 after the call took effect, slowness, maintenance mode and the 503 maintenance page). Each
 fault lasts until it has been seen to bite, and until the load has committed ``HOLD``
@@ -27,12 +27,13 @@ from streams.devstack import Stack
 from streams.devstack.process import port_open
 from streams.workload.oracle import compare, expected_enrolments, moodle_enrolments
 from tests.support.backends import Services
-from tests.support.e2e import Run, e2e_run, eventually, seed, wait_until
+from tests.support.e2e import Run, e2e_run, seed, wait_until
 from tests.support.faults import (
     WORKER_ENV,
     Load,
     audit_duplicates,
     audit_records,
+    converge,
     emulator_stats,
     injected,
     last_applied,
@@ -276,9 +277,7 @@ async def test_rounds_of_faults_during_a_load_converge_exactly(
             for fault in rounds.faults(round_):
                 rounds.play(fault)
         load.stop()
-    stopped = time.monotonic()
-    await eventually(lambda: _matches(run), 300, "Moodle equals SQL after the faults")
-    converged = time.monotonic() - stopped
+    converged = await converge(run, ELEMENTS, 300, "Moodle equals SQL after the faults")
 
     courses = [run.slice.course(e) for e in ELEMENTS]
     async with run.client() as client:
@@ -314,7 +313,3 @@ async def test_rounds_of_faults_during_a_load_converge_exactly(
     problems = [line for line in log_problems(run) if "Traceback" not in line]
     report(f"  worker logs: {len(problems)} agent crash/restart line(s)")
     print("\n".join(problems[:20]))
-
-
-async def _matches(run: Run) -> bool:
-    return await run.matches_sql(ELEMENTS) == ""

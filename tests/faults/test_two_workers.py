@@ -10,12 +10,13 @@ import pytest
 
 from streams.workload.oracle import compare, expected_enrolments, moodle_enrolments
 from tests.support.backends import Services
-from tests.support.e2e import Run, e2e_run, eventually, seed, wait_until
+from tests.support.e2e import Run, e2e_run, seed, wait_until
 from tests.support.faults import (
     WORKER_ENV,
     Load,
     audit_duplicates,
     audit_records,
+    converge,
     emulator_stats,
     last_applied,
     report,
@@ -83,9 +84,7 @@ async def test_two_workers_share_the_partitions_and_one_takes_over_when_the_othe
         mark = applied(run, survivor)
         wait_until(lambda: applied(run, survivor) >= mark + 30, 120, "the survivor goes on")
         load.stop()
-    stopped = time.monotonic()
-    await eventually(lambda: _matches(run), 240, "Moodle equals SQL after the takeover")
-    converged = time.monotonic() - stopped
+    converged = await converge(run, ELEMENTS, 240, "Moodle equals SQL after the takeover")
 
     courses = [run.slice.course(e) for e in ELEMENTS]
     async with run.client() as client:
@@ -113,7 +112,3 @@ async def test_two_workers_share_the_partitions_and_one_takes_over_when_the_othe
         f"{stats['rows_unchanged']} row(s) found Moodle already as sent, "
         f"{stats['rows_changed']} changed it, in {stats['calls']} calls"
     )
-
-
-async def _matches(run: Run) -> bool:
-    return await run.matches_sql(ELEMENTS) == ""

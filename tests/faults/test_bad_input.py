@@ -67,7 +67,7 @@ class Flood:
             if error is not None:
                 self.errors.append(f"{bad.kind}: {error}")
                 return
-            self.landed[(msg.topic(), msg.partition(), msg.offset())] = bad  # type: ignore[arg-type]
+            self.landed[(msg.topic(), msg.partition(), msg.offset())] = bad  # type: ignore[index]
 
         while True:
             try:

@@ -263,6 +263,27 @@ async def test_an_enrolment_of_unknown_outcome_no_longer_wanted_is_not_left_acti
     assert await loop.roster("2026-INF101") == {etu(1): "active", etu(2): "suspended"}
 
 
+async def test_an_enrolment_moodle_refused_leaves_nothing_behind_when_no_longer_wanted(
+    hanging: Loop, emulator: RunningEmulator
+) -> None:
+    loop, db = hanging, Db()
+    student(db, 1)
+    loop.feed(db)
+    await loop.settle()
+    loop.applier.moodle.remember_user(etu(2), 101)
+    # Moodle answered with an error: the transaction was rolled back, nothing to settle
+    emulator.emulator.injector.configure(Faults(fail_next=10, error_kind="dmlwriteexception"))
+    student(db, 2)
+    loop.feed(db)
+    await loop.settle()
+    assert loop.audits[-1].outcome is Outcome.RETRY
+    emulator.emulator.injector.configure(Faults())
+    set_iae(db, 2, "A")
+    loop.feed(db)
+    await loop.later(loop.applier.config.retry_cap_s + 1)
+    assert await loop.roster("2026-INF101") == {etu(1): "active"}
+
+
 async def test_a_removal_of_unknown_outcome_then_wanted_again_is_made_active_again(
     hanging: Loop, emulator: RunningEmulator
 ) -> None:

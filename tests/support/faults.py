@@ -24,12 +24,13 @@ from typing import Any
 
 import httpx
 import psycopg
+import pytest
 
 from streams.devstack import Stack
 from streams.devstack.errors import StackError
 from streams.devstack.stack import CONNECTOR_NAME
 from tests.support.e2e import YEAR, Run, eventually
-from tests.support.kafka import read_all
+from tests.support.kafka import end_offsets, read_all
 
 # The suite's worker: RocksDB tables (a SIGKILL loses no state), short Moodle timeouts and a
 # short faust session (a killed member leaves the group after 10 s, not faust's 60), and the
@@ -225,6 +226,68 @@ async def converge(run: Run, elements: Sequence[str], timeout_s: float, what: st
         status = {k: run.status().get(k) for k in ("held", "parked_courses", "parked_enrolments")}
         raise AssertionError(f"{exc}: {await run.matches_sql(elements)}; {status}") from None
     return time.monotonic() - started
+
+
+# -- records the students agent never folded ------------------------------------------------
+CDC_TOPICS = (
+    "apogee.apogee.individu",
+    "apogee.apogee.ins_adm_etp",
+    "apogee.apogee.ind_contrat_elp",
+)
+Position = tuple[str, int, int]
+
+
+def cdc_ends(run: Run) -> dict[str, dict[int, int]]:
+    """Where each CDC partition ends now (the records a test makes come after)."""
+    return {t: end_offsets(run.services.bootstrap_servers, t) for t in CDC_TOPICS}
+
+
+def never_folded(run: Run, since: dict[str, dict[int, int]]) -> list[Position]:
+    """CDC records of the run's students, written after ``since``, that no state of the
+    students table (its changelog) ever held: records the worker consumed — its committed
+    offsets are past them — without folding them. Each state keeps, per row, the Kafka
+    position of the change that last wrote it (see streams.pipeline.codec)."""
+    bootstrap, (low, high) = run.services.bootstrap_servers, run.slice.range
+    folded: set[Position] = set()
+    for record in read_all(bootstrap, f"{run.app_id}-students-changelog", 120):
+        state = record.value
+        if not state:
+            continue
+        topics, person, groups = state[1], state[2], state[3]
+        slots = [person] if person else []
+        slots += [item[1] for group in groups for items in group[3:5] for item in items]
+        folded |= {(topics[slot[6]], slot[7], slot[8]) for slot in slots}
+    lost: list[Position] = []
+    for topic in CDC_TOPICS:
+        for record in read_all(bootstrap, topic, 120):
+            key = record.key if isinstance(record.key, dict) else {}
+            if record.value is None or not low <= key.get("cod_ind", -1) <= high:
+                continue
+            where = (topic, record.partition, record.offset)
+            if record.offset >= since[topic].get(record.partition, 0) and where not in folded:
+                lost.append(where)
+    return lost
+
+
+async def converge_or_lost(
+    run: Run,
+    elements: Sequence[str],
+    timeout_s: float,
+    what: str,
+    since: dict[str, dict[int, int]],
+) -> float:
+    """:func:`converge`; when Moodle does not converge because the worker consumed CDC records
+    it never folded, the test is an expected failure naming them (a known, unfixed product
+    bug: faust-streaming can drop a record around a partition reassignment, see the README,
+    Reliability) — any other difference fails the test."""
+    try:
+        return await converge(run, elements, timeout_s, what)
+    except AssertionError as exc:
+        lost = never_folded(run, since)
+        if lost:
+            report(f"  KNOWN BUG: CDC record(s) consumed but never folded: {lost[:5]}")
+            pytest.xfail(f"CDC record(s) consumed but never folded {lost[:5]}: {exc}")
+        raise
 
 
 # -- the stack ------------------------------------------------------------------------------

@@ -15,3 +15,13 @@ def services() -> Iterator[Services]:
     factory = container_services if backend_name() == "containers" else process_services
     with factory() as handle:
         yield handle
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--faults-scale",
+        type=int,
+        default=None,
+        help="scale of the fault-injection suite (tests/faults): rounds of faults, students, "
+        "malformed records (×10,000). Default 1, or RECONCILER_FAULTS_SCALE.",
+    )

@@ -50,7 +50,11 @@ from streams.moodle.errors import (
     MoodleBug,
     NoManualInstance,
     NoPermission,
+    RateLimited,
+    RequestTimeout,
     RoleNotAssignable,
+    ServerError,
+    TransportError,
 )
 
 log = logging.getLogger(__name__)
@@ -117,6 +121,8 @@ class Applier:
         self._held_users: dict[str, set[str]] = {}
         self._load: dict[str, tuple[int, int]] = {}
         self._failures: dict[str, int] = {}
+        # Writes whose outcome is unknown (course → user → the work sent): see _doubtful.
+        self._doubts: dict[str, dict[str, _Work]] = {}
         self._clock = clock
         self._wall = wall
         self._slots = asyncio.Semaphore(config.cycles_in_flight)
@@ -165,6 +171,7 @@ class Applier:
         gone = list(courses)
         self.schedule.forget(gone)
         for course in gone:
+            self._doubts.pop(course, None)
             self.parking.forget_course(course)
             self.held.pop(course, None)
             self._held_users.pop(course, None)
@@ -234,6 +241,7 @@ class Applier:
         published = {c for c in await asyncio.gather(*map(self._adopt, adopt)) if c}
         plans = self._plans(ready, now)
         work = self._work(plans, {c: m for c, m, _ in ready}, now_m)
+        work += self._doubtful([c for c, _, _ in ready], work, now_m)
         await self._resolve_users(work, now_m)
         sendable = [w for w in work if w.moodle_user_id is not None and w.role_id is not None]
         published |= await self._apply(sendable, now)
@@ -375,6 +383,36 @@ class Applier:
                 work.append(item)
         return work
 
+    def _doubtful(self, courses: Sequence[str], work: Sequence[_Work], now_m: float) -> list[_Work]:
+        """Writes of unknown outcome (the call timed out or the connection broke: Moodle may
+        have applied it) for users this cycle's plans leave alone: Moodle is set again to what
+        the ledger says. The plan cannot see the difference — the ledger is right about what
+        was confirmed, and the desired state may have come back to it meanwhile (an
+        enrolment withdrawn, a removal undone): without this, Moodle would keep the unconfirmed
+        change for good. Until the doubt is settled by an applied call, each cycle of the
+        course re-sends it (idempotent: the full tuple)."""
+        planned = {(w.course, w.command.user) for w in work}
+        extra: list[_Work] = []
+        for course in courses:
+            doubts = self._doubts.get(course)
+            users = [
+                u
+                for u in doubts or ()
+                if (course, u) not in planned and not self.parking.user_blocked(course, u, now_m)
+            ]
+            if not doubts or not users:
+                continue
+            ledger = self._ledger_for(course, users)
+            for user in users:
+                item = _settling(doubts[user], ledger.entries.get(user))
+                if item is None:
+                    del doubts[user]
+                else:
+                    item.role_id = self.moodle.role_id(item.command.enrolment.role)
+                    if item.role_id is not None:
+                        extra.append(item)
+        return extra
+
     async def _resolve_users(self, work: Sequence[_Work], now_m: float) -> None:
         missing = {w.command.user for w in work if w.moodle_user_id is None}
         if not missing:
@@ -413,6 +451,7 @@ class Applier:
         at = self._wall()
         for w, outcome in outcomes:
             if outcome.status is Status.APPLIED:
+                self._doubts.get(w.course, {}).pop(w.command.user, None)
                 applied.setdefault(w.course, []).append(w)
                 records.append(self._record(w, Outcome.APPLIED, at))
             elif outcome.status is Status.REJECTED:
@@ -420,6 +459,8 @@ class Applier:
             else:
                 metrics.child(metrics.APPLIED, w.command.kind.value, "deferred").inc()
                 records.append(self._record(w, Outcome.RETRY, at, outcome.error))
+                if _may_have_applied(outcome.error):
+                    self._doubts.setdefault(w.course, {})[w.command.user] = w
                 self._retry_later(w.course)
         for w in (w for ws in applied.values() for w in ws):
             if w.command.kind is CommandKind.CHANGE_ROLE and w.command.previous_role:
@@ -584,6 +625,38 @@ class Applier:
             metrics.PARKED.labels(reason.value).set(counts.get(reason.value, 0))
         pacing = self.moodle.client.pacing()
         metrics.PACING_RATE.set(pacing.rate_per_s)
+
+
+def _may_have_applied(error: MoodleError | None) -> bool:
+    """No answer, a broken connection or an HTTP 5xx (a proxy's 502 may come after PHP
+    committed): the call may have taken effect. An error Moodle itself answered (maintenance,
+    a database error: the transaction was rolled back) or a proxy's 429 means it did not."""
+    doubtful = (TransportError, RequestTimeout, ServerError)
+    return isinstance(error, doubtful) and not isinstance(error, RateLimited)
+
+
+def _settling(sent: _Work, held: LedgerEntry | None) -> _Work | None:
+    """The call that puts Moodle back to the ledger's ``held`` entry after ``sent`` had an
+    unknown outcome; None when there is nothing to do (or the enrolment is not ours)."""
+    if held is not None and not held.owned:
+        return None
+    if held is None:
+        if sent.command.kind in (CommandKind.SUSPEND, CommandKind.UNENROL):
+            return None
+        # never confirmed: whatever the call may have created is suspended, not left active
+        kind, tuple_ = CommandKind.SUSPEND, sent.command.enrolment
+    else:
+        kind = {
+            EnrolmentStatus.ACTIVE: CommandKind.ENROL,
+            EnrolmentStatus.SUSPENDED: CommandKind.SUSPEND,
+            EnrolmentStatus.UNENROLLED: CommandKind.UNENROL,
+        }[held.status]
+        tuple_ = held.enrolment
+    if kind is not CommandKind.UNENROL:
+        tuple_ = replace(tuple_, suspend=kind is CommandKind.SUSPEND)
+    command = MoodleCommand(kind, sent.course, sent.command.user, tuple_, None, sent.command.facts)
+    user_id = (held.moodle_user_id if held else None) or sent.moodle_user_id
+    return _Work(sent.course, command, sent.moodle_course_id, user_id)
 
 
 def _owned_active(entry: LedgerEntry) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pydantic import ValidationError
+from pydantic_core import from_json
 
 from schemas.deadletter import DeadLetterReason
 from schemas.debezium import (
@@ -68,9 +69,32 @@ def decode(topic: str, value: bytes | None, kafka: KafkaRef | None = None) -> De
     if value is None:
         return Tombstone(table)
     try:
-        return changes_of(model.model_validate_json(value), kafka)
+        envelope = model.model_validate_json(value)
     except ValidationError as exc:
-        return _rejection(exc)
+        return _other_table(value, table) or _rejection(exc)
+    except (ValueError, ArithmeticError) as exc:  # a validator that let its own error escape
+        return _other_table(value, table) or Rejected(DeadLetterReason.INVALID_ENVELOPE, repr(exc))
+    named = envelope.source.table
+    if named is not None and named.upper() != table:
+        return _unknown(named, table)
+    return changes_of(envelope, kafka)
+
+
+def _other_table(value: bytes, table: str) -> Rejected | None:
+    """A record that does not validate may still say which table it is from: a table we do
+    not read (a connector routing more tables to our topics) is that, not a bad envelope."""
+    try:
+        named = from_json(value)["source"]["table"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    if not isinstance(named, str) or named.upper() == table:
+        return None
+    return _unknown(named, table)
+
+
+def _unknown(named: str, table: str) -> Rejected:
+    detail = f"table {named[:100]!r} is not read (on the {table} topic)"
+    return Rejected(DeadLetterReason.UNKNOWN_TABLE, detail)
 
 
 def _rejection(exc: ValidationError) -> Rejected:

@@ -151,6 +151,8 @@ class Emulator:
             raise
         state.commit(ctx.txn)
         served.changed, served.unchanged = ctx.rows_changed, ctx.rows_unchanged
+        self.stats.rows_changed += ctx.rows_changed
+        self.stats.rows_unchanged += ctx.rows_unchanged
         served.returned = _items(cleaned)
         rows = validated.get("enrolments")
         if isinstance(rows, list):

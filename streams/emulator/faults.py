@@ -95,6 +95,10 @@ class Stats:
         self.max_vars_seen = 0
         self.truncated_calls = 0
         self.rows_applied = 0
+        # Items of committed write calls: those that changed something, and those that found
+        # Moodle already as sent (a duplicate delivery: a retry, a re-plan after a crash).
+        self.rows_changed = 0
+        self.rows_unchanged = 0
         self.busy_s = 0.0  # worker time spent serving calls (the cost model's service time)
         self.answered_s = 0.0  # time from arrival to answer, summed (queue wait included)
         self.answered = 0
@@ -149,6 +153,8 @@ class Stats:
             "max_vars_seen": self.max_vars_seen,
             "truncated_calls": self.truncated_calls,
             "rows_applied": self.rows_applied,
+            "rows_changed": self.rows_changed,
+            "rows_unchanged": self.rows_unchanged,
             "php_fatals": self.php_fatals,
             "busy_s": round(self.busy_s, 6),
             "answered": self.answered,

@@ -25,12 +25,83 @@ TOPIC = "apogee.apogee.individu"
             DeadLetterReason.INVALID_ENVELOPE,
         ),
         ("apogee.apogee.groupe", b"{}", DeadLetterReason.UNKNOWN_TABLE),
+        (
+            TOPIC,
+            b'{"op": "c", "after": {"cod_ind": 7}, "source": {"lsn": 1, "table": "grp"}}',
+            DeadLetterReason.UNKNOWN_TABLE,
+        ),
+        (
+            TOPIC,
+            b'{"op": "c", "after": {"cod_grp": "G1"}, "source": {"lsn": 1, "table": "grp"}}',
+            DeadLetterReason.UNKNOWN_TABLE,
+        ),
+        (
+            TOPIC,
+            b'{"op": "c", "after": {"cod_ind": 7}, "source": {"lsn": 1, "table": "ins_adm_etp"}}',
+            DeadLetterReason.UNKNOWN_TABLE,
+        ),
+        # huge values: beyond what an Oracle NUMBER (38 digits) or VARCHAR2 (4,000) holds
+        (
+            TOPIC,
+            b'{"op": "c", "after": {"cod_ind": "1e99999999"}, "source": {"lsn": 1}}',
+            DeadLetterReason.INVALID_ENVELOPE,
+        ),
+        (
+            TOPIC,
+            b'{"op": "c", "after": {"cod_ind": "NaN"}, "source": {"lsn": 1}}',
+            DeadLetterReason.INVALID_ENVELOPE,
+        ),
+        (
+            TOPIC,
+            b'{"op": "c", "after": {"cod_ind": ' + b"9" * 39 + b'}, "source": {"lsn": 1}}',
+            DeadLetterReason.INVALID_ENVELOPE,
+        ),
+        (
+            TOPIC,
+            b'{"op": "c", "after": {"cod_ind": 7, "lib_nom_pat_ind": "'
+            + b"X" * 4001
+            + b'"}, "source": {"lsn": 1}}',
+            DeadLetterReason.INVALID_ENVELOPE,
+        ),
+        (
+            "apogee.apogee.ins_adm_etp",
+            b'{"op": "c", "after": {"cod_anu": "2026", "cod_ind": 7, "cod_etp": "E",'
+            b' "cod_vrs_vet": 1, "num_occ_iae": 1, "dat_cre_iae": 1' + b"0" * 30 + b"},"
+            b' "source": {"lsn": 1}}',
+            DeadLetterReason.INVALID_ENVELOPE,
+        ),
     ],
-    ids=["not-json", "truncate", "delete-without-before", "missing-key", "unknown-table"],
+    ids=[
+        "not-json",
+        "truncate",
+        "delete-without-before",
+        "missing-key",
+        "unknown-table",
+        "unknown-table-in-source",
+        "unknown-table-other-columns",
+        "another-table-on-this-topic",
+        "exponent-of-a-hundred-million",
+        "not-a-number",
+        "39-digits",
+        "4001-characters",
+        "date-overflow",
+    ],
 )
 def test_rejections(topic: str, value: bytes, reason: DeadLetterReason) -> None:
     result = decode(topic, value)
     assert isinstance(result, Rejected) and result.reason is reason
+
+
+def test_the_largest_values_a_source_column_holds_are_read() -> None:
+    value = (
+        b'{"op": "c", "after": {"cod_ind": "'
+        + b"9" * 38
+        + b'", "lib_nom_pat_ind": "'
+        + b"X" * 4000
+        + b'"}, "source": {"lsn": 1, "table": "individu"}}'
+    )
+    (change,) = decode(TOPIC, value)  # type: ignore[misc]
+    assert change.cod_ind == 10**38 - 1
 
 
 def test_a_null_value_is_a_tombstone() -> None:

@@ -46,6 +46,18 @@ async def test_faults_can_be_changed_while_running_over_http() -> None:
         assert stats["by_outcome"]["sitemaintenance"] == 1 and stats["rows_applied"] == 1
 
 
+async def test_stats_tell_rows_that_changed_moodle_from_duplicate_deliveries() -> None:
+    async with running_emulator(EXAMPLE) as emu, httpx.AsyncClient(base_url=emu.url) as http:
+        lost = {"fail_next": 1, "error_kind": "dmlwriteexception", "when": "after"}
+        await http.post("/_emulator/faults", json=lost)
+        body = await _enrol(http, emu.endpoint, 10)  # applied, then the answer is an error
+        assert isinstance(body, dict) and body["errorcode"] == "dmlwriteexception"
+        assert await _enrol(http, emu.endpoint, 10) is None  # the retry finds it done
+        assert await _enrol(http, emu.endpoint, 11) is None
+        stats = (await http.get("/_emulator/stats")).json()
+        assert (stats["rows_changed"], stats["rows_unchanged"]) == (2, 1)
+
+
 async def test_http503_and_rate_limit_faults() -> None:
     async with running_emulator(EXAMPLE) as emu, httpx.AsyncClient(base_url=emu.url) as http:
         await http.post("/_emulator/faults", json={"http503": True, "retry_after_s": 7})

@@ -218,6 +218,93 @@ async def test_transient_errors_are_retried_from_state(
     assert await loop.roster("2026-INF101") == {etu(1): "active", etu(2): "active"}
 
 
+def set_iae(db: Db, cod_ind: int, state: str) -> None:
+    db.write(
+        IAE,
+        cod_anu="2026",
+        cod_ind=cod_ind,
+        cod_etp="L1INF",
+        cod_vrs_vet=1,
+        num_occ_iae=1,
+        eta_iae=state,
+    )
+    db.commit()
+
+
+@pytest.fixture
+async def hanging(emulator: RunningEmulator) -> AsyncIterator[Loop]:
+    """A loop whose client gives up after 0.2 s, at the first try: a call Moodle answers late
+    has an unknown outcome."""
+    loop = Loop(emulator.url, GRACE, timeout_s=0.2, max_attempts=1)
+    yield loop
+    await loop.close()
+
+
+def hang_after_applying(emulator: RunningEmulator) -> None:
+    emulator.emulator.injector.configure(Faults(timeout_rate=1, timeout_s=0.5, when="after"))
+
+
+async def test_an_enrolment_of_unknown_outcome_no_longer_wanted_is_not_left_active(
+    hanging: Loop, emulator: RunningEmulator
+) -> None:
+    loop, db = hanging, Db()
+    student(db, 1)
+    loop.feed(db)
+    await loop.settle()
+    loop.applier.moodle.remember_user(etu(2), 101)
+    hang_after_applying(emulator)
+    student(db, 2)  # enrolled in Moodle, but the answer never comes
+    loop.feed(db)
+    await loop.settle()
+    assert loop.audits[-1].outcome is Outcome.RETRY
+    emulator.emulator.injector.configure(Faults())
+    set_iae(db, 2, "A")  # cancelled before the retry: desired and ledger both without them
+    loop.feed(db)
+    await loop.later(loop.applier.config.retry_cap_s + 1)
+    assert await loop.roster("2026-INF101") == {etu(1): "active", etu(2): "suspended"}
+
+
+async def test_an_enrolment_moodle_refused_leaves_nothing_behind_when_no_longer_wanted(
+    hanging: Loop, emulator: RunningEmulator
+) -> None:
+    loop, db = hanging, Db()
+    student(db, 1)
+    loop.feed(db)
+    await loop.settle()
+    loop.applier.moodle.remember_user(etu(2), 101)
+    # Moodle answered with an error: the transaction was rolled back, nothing to settle
+    emulator.emulator.injector.configure(Faults(fail_next=10, error_kind="dmlwriteexception"))
+    student(db, 2)
+    loop.feed(db)
+    await loop.settle()
+    assert loop.audits[-1].outcome is Outcome.RETRY
+    emulator.emulator.injector.configure(Faults())
+    set_iae(db, 2, "A")
+    loop.feed(db)
+    await loop.later(loop.applier.config.retry_cap_s + 1)
+    assert await loop.roster("2026-INF101") == {etu(1): "active"}
+
+
+async def test_a_removal_of_unknown_outcome_then_wanted_again_is_made_active_again(
+    hanging: Loop, emulator: RunningEmulator
+) -> None:
+    loop, db = hanging, Db()
+    student(db, 1)
+    loop.feed(db)
+    await loop.settle()
+    hang_after_applying(emulator)
+    drop(db, 1, "INF101")
+    loop.feed(db)
+    await loop.later(GRACE.grace.total_seconds() + 1)  # suspended in Moodle, answer lost
+    assert loop.audits[-1].outcome is Outcome.RETRY
+    emulator.emulator.injector.configure(Faults())
+    contract(db, 1, "INF101")  # wanted again before the retry: as the ledger still says
+    db.commit()
+    loop.feed(db)
+    await loop.later(loop.applier.config.retry_cap_s + 1)
+    assert await loop.roster("2026-INF101") == {etu(1): "active"}
+
+
 async def test_one_invalid_item_is_isolated_and_the_rest_applied(emulator: RunningEmulator) -> None:
     bad_seed = seed(USERS, ["2026-INF101"])
     bad_seed["users"].append(

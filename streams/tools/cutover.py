@@ -153,23 +153,7 @@ def table_lines(findings: Sequence[Finding]) -> list[str]:
         ],
     ),
 )
-@click.argument("courses", nargs=-1)
-@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--all", "everything", is_flag=True, help="Every course the reconciler knows.")
-@click.option(
-    "--methods-report",
-    "report_id",
-    type=int,
-    envvar="RECONCILER_METHODS_REPORT_ID",
-    help="Moodle custom report (Course participants: course, user, plugin, status) read "
-    "with core_reportbuilder_retrieve_report. Env RECONCILER_METHODS_REPORT_ID.",
-)
-@click.option(
-    "--methods",
-    "methods_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The same report downloaded as CSV.",
-)
+@methods_source.selection_options
 @click.option("--dry-run", is_flag=True, help="Say what would change; send nothing.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per course.")
 @click.option("--by", default=getpass.getuser, show_default="current user")

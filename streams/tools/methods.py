@@ -31,10 +31,20 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import click
+
 from streams.domain.cutover import UserMethods
 from streams.moodle import MoodleClient
 
-__all__ = ["Methods", "from_csv", "from_report", "from_rows", "of_course", "plugin_of"]
+__all__ = [
+    "Methods",
+    "from_csv",
+    "from_report",
+    "from_rows",
+    "of_course",
+    "plugin_of",
+    "selection_options",
+]
 
 Methods = dict[str, dict[str, dict[str, bool]]]
 """course → user → enrol plugin → whether that enrolment is active."""
@@ -119,3 +129,35 @@ async def from_report(
 def of_course(methods: Methods | None, course: str) -> Mapping[str, UserMethods] | None:
     """One course's users, or None when the methods are not known at all."""
     return None if methods is None else methods.get(course, {})
+
+
+def selection_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The course selection (arguments, ``--file``, ``--all``) and where the enrolment methods
+    come from (``--methods-report``, ``--methods``), shared by ``shadow-report`` and
+    ``cutover``."""
+    decorators = [
+        click.argument("courses", nargs=-1),
+        click.option(
+            "--file", "path", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+        ),
+        click.option(
+            "--all", "everything", is_flag=True, help="Every course the reconciler knows."
+        ),
+        click.option(
+            "--methods-report",
+            "report_id",
+            type=int,
+            envvar="RECONCILER_METHODS_REPORT_ID",
+            help="Moodle custom report (Course participants: course, user, plugin, status) read "
+            "with core_reportbuilder_retrieve_report. Env RECONCILER_METHODS_REPORT_ID.",
+        ),
+        click.option(
+            "--methods",
+            "methods_file",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="The same report downloaded as CSV.",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command

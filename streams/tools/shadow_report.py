@@ -586,23 +586,7 @@ def _nightly(at: str, tz: str, unenrolaction: str) -> Nightly:
         ],
     ),
 )
-@click.argument("courses", nargs=-1)
-@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--all", "everything", is_flag=True, help="Every course the reconciler knows.")
-@click.option(
-    "--methods-report",
-    "report_id",
-    type=int,
-    envvar="RECONCILER_METHODS_REPORT_ID",
-    help="Moodle custom report (Course participants: course, user, plugin, status) read "
-    "with core_reportbuilder_retrieve_report. Env RECONCILER_METHODS_REPORT_ID.",
-)
-@click.option(
-    "--methods",
-    "methods_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The same report downloaded as CSV.",
-)
+@methods_source.selection_options
 @click.option("--since", type=ui.Moment(), default="1d", show_default=True, help="Period start.")
 @click.option("--until", type=ui.Moment(), default="now", show_default=True, help="Period end.")
 @click.option(

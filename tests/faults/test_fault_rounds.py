@@ -25,19 +25,17 @@ import pytest
 
 from streams.devstack import Stack
 from streams.devstack.process import port_open
-from streams.workload.oracle import compare, expected_enrolments, moodle_enrolments
 from tests.support.backends import Services
 from tests.support.e2e import Run, e2e_run, seed, wait_until
 from tests.support.faults import (
     WORKER_ENV,
     Load,
     audit_duplicates,
-    audit_records,
     cdc_ends,
     converge_or_lost,
     emulator_stats,
+    exact_and_explained,
     injected,
-    last_applied,
     log_problems,
     report,
     running,
@@ -283,15 +281,7 @@ async def test_rounds_of_faults_during_a_load_converge_exactly(
         run, ELEMENTS, 300, "Moodle equals SQL after the faults", since
     )
 
-    courses = [run.slice.course(e) for e in ELEMENTS]
-    async with run.client() as client:
-        roster = await moodle_enrolments(client, courses)
-    expected = expected_enrolments(run.services.postgres_dsn, run.slice.range)
-    verdict = compare(expected, roster)
-    assert (len(verdict.missing), len(verdict.extra), len(verdict.suspended)) == (0, 0, 0)
-    records = audit_records(run)
-    moodle = {(c, u): s for c, users in roster.courses.items() for u, s in users.items()}
-    assert last_applied(records) == moodle, "the audit topic explains every Moodle enrolment"
+    roster, verdict, records = await exact_and_explained(run, ELEMENTS)
     assert rounds.applied() >= 0 and run.workers[-1].alive(), "the last worker still runs"
 
     duplicates = audit_duplicates(records)

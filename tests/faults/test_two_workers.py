@@ -8,18 +8,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from streams.workload.oracle import compare, expected_enrolments, moodle_enrolments
 from tests.support.backends import Services
 from tests.support.e2e import Run, e2e_run, seed, wait_until
 from tests.support.faults import (
     WORKER_ENV,
     Load,
     audit_duplicates,
-    audit_records,
     cdc_ends,
     converge_or_lost,
     emulator_stats,
-    last_applied,
+    exact_and_explained,
     report,
     running,
 )
@@ -93,15 +91,7 @@ async def test_two_workers_share_the_partitions_and_one_takes_over_when_the_othe
         run, ELEMENTS, 240, "Moodle equals SQL after the takeover", since
     )
 
-    courses = [run.slice.course(e) for e in ELEMENTS]
-    async with run.client() as client:
-        roster = await moodle_enrolments(client, courses)
-    expected = expected_enrolments(run.services.postgres_dsn, run.slice.range)
-    verdict = compare(expected, roster)
-    assert (len(verdict.missing), len(verdict.extra), len(verdict.suspended)) == (0, 0, 0)
-    records = audit_records(run)
-    moodle = {(c, u): s for c, users in roster.courses.items() for u, s in users.items()}
-    assert last_applied(records) == moodle, "the audit topic explains every Moodle enrolment"
+    _, verdict, records = await exact_and_explained(run, ELEMENTS)
     assert run.workers[1 - victim].alive(), "the survivor still runs"
 
     duplicates = audit_duplicates(records)

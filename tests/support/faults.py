@@ -29,6 +29,13 @@ import pytest
 from streams.devstack import Stack
 from streams.devstack.errors import StackError
 from streams.devstack.stack import CONNECTOR_NAME
+from streams.workload.oracle import (
+    Comparison,
+    MoodleRoster,
+    compare,
+    expected_enrolments,
+    moodle_enrolments,
+)
 from tests.support.e2e import YEAR, Run, eventually
 from tests.support.kafka import end_offsets, read_all
 
@@ -348,6 +355,23 @@ class Duplicates:
     @property
     def repeated(self) -> int:
         return self.applied - self.changes
+
+
+async def exact_and_explained(
+    run: Run, elements: Sequence[str]
+) -> tuple[MoodleRoster, Comparison, list[dict[str, Any]]]:
+    """Moodle equals SQL exactly (0 missing, 0 extra, 0 wrongly suspended), and the audit
+    topic's last applied change of each enrolment is what Moodle holds."""
+    courses = [run.slice.course(e) for e in elements]
+    async with run.client() as client:
+        roster = await moodle_enrolments(client, courses)
+    expected = expected_enrolments(run.services.postgres_dsn, run.slice.range)
+    verdict = compare(expected, roster)
+    assert (len(verdict.missing), len(verdict.extra), len(verdict.suspended)) == (0, 0, 0)
+    records = audit_records(run)
+    moodle = {(c, u): s for c, users in roster.courses.items() for u, s in users.items()}
+    assert last_applied(records) == moodle, "the audit topic explains every Moodle enrolment"
+    return roster, verdict, records
 
 
 def audit_records(run: Run) -> list[dict[str, Any]]:

@@ -1,6 +1,6 @@
 """Run every benchmark, one after the other, and keep their JSON lines.
 
-    ./dev bench                 # quick scale: 100,000 contract rows, about 30 min here
+    ./dev bench                 # quick scale: 100,000 contract rows, about an hour here
     ./dev bench --scale issue   # the sizes the targets name: 1 M and 3 M rows (hours)
     ./dev bench --only freshness,ceiling
 

@@ -35,6 +35,7 @@ QUICK = {
     "ceiling": ["bench_ceiling.py", "--students", "4000", "--courses", "500"],
     "cost": ["bench_cost.py", "--students", "4000", "--courses", "2000"],
     "audit": ["bench_audit.py", "--records", "200000"],
+    "memory": ["bench_memory.py", "--students", "4000", "--courses", "500"],
 }
 ISSUE = {
     **QUICK,
@@ -46,7 +47,8 @@ ISSUE = {
         *("--students", "40000", "--courses", "5000", "--profile", "calibrated"),
         *("--workers", "4", "--no-restart"),
     ],
-    "memory-3m": ["bench_burst.py", "--students", "120000", "--courses", "5000"],
+    "memory": ["bench_memory.py", "--students", "40000", "--courses", "5000"],
+    "memory-3m": ["bench_memory.py", "--students", "120000", "--courses", "5000"],
     "freshness": ["bench_freshness.py", "--rates", "10,100,500", "--seconds", "120"],
     "ceiling": ["bench_ceiling.py", "--students", "20000", "--courses", "2500"],
     "cost": ["bench_cost.py", "--students", "40000", "--courses", "5000"],

@@ -42,6 +42,7 @@ from streams.pipeline import topics
 from streams.pipeline.codec import decode_event, encode_event
 from streams.pipeline.cohorts import CohortStage
 from streams.pipeline.drift import DriftWatch
+from streams.pipeline.flush import drain_before_commit
 from streams.pipeline.handlers import CourseView, MappingHolder, StudentView
 from streams.pipeline.http import serve
 from streams.pipeline.mapping_feed import MappingFeed
@@ -94,6 +95,8 @@ class Pipeline:
         # faust stalls the agents whenever more than 100 records wait to be produced (table
         # writes are synchronous); a burst writes several per record read.
         self.app.producer.buffer.max_messages = 10_000
+        # and its flush before each commit must not give up with records still queued
+        drain_before_commit(self.app.producer.buffer)
         self._topics(config)
         self._tables(w.partitions)
         self.mapping = MappingHolder(self._build_mapping(config.rules))

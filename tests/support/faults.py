@@ -24,7 +24,6 @@ from typing import Any
 
 import httpx
 import psycopg
-import pytest
 
 from streams.devstack import Stack
 from streams.devstack.errors import StackError
@@ -283,20 +282,20 @@ async def converge_or_lost(
     what: str,
     since: dict[str, dict[int, int]],
 ) -> float:
-    """:func:`converge`; when Moodle does not converge because the worker consumed CDC records
-    it never folded, the test is an expected failure naming them (a known, unfixed product
-    bug: faust-streaming can drop a record around a partition reassignment, see the README,
-    Reliability) — any other difference fails the test."""
+    """:func:`converge`; when Moodle does not converge, the failure also names the CDC records
+    the worker consumed but never folded, if any: the signature of offsets committed past
+    records whose outputs were never produced (faust's flush before a commit gave up early,
+    fixed in streams/pipeline/flush.py; tests/integration/test_commit_covers_sends.py)."""
     try:
         return await converge(run, elements, timeout_s, what)
     except AssertionError as exc:
         lost = never_folded(run, since)
         if lost:
-            report(f"  KNOWN BUG: CDC record(s) consumed but never folded: {lost[:5]}")
-            pytest.xfail(
-                "known, unfixed product bug (README 'Reliability': a CDC record lost at a "
-                f"partition takeover): consumed but never folded {lost[:5]}: {exc}"
-            )
+            report(f"  CDC record(s) consumed but never folded: {lost[:5]}")
+            raise AssertionError(
+                f"{exc}\nCDC record(s) consumed (offsets committed past them) but never folded: "
+                f"{lost[:5]}{' …' if len(lost) > 5 else ''}"
+            ) from exc
         raise
 
 

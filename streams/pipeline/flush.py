@@ -10,9 +10,10 @@ has committed past CDC records whose student state and course facts never reache
 the worker that restarts, or takes the partitions over, never folds them (the enrolment was
 missing for good; `tests/faults/test_two_workers.py` caught it once in 13 runs).
 
-:func:`drain_before_commit` makes the buffer's ``flush`` wait until the buffer is empty and
-the record its sender holds has been handed to the Kafka client, whose own flush then waits
-for delivery.
+:func:`drain_before_commit` makes the buffer's ``flush`` wait until every record put in the
+buffer before the flush began has been handed to the Kafka client, whose own flush then waits
+for delivery. Records put while it waits are not waited for (the agents go on during a
+commit: waiting for an empty buffer would hold commits off for a whole burst).
 """
 
 from __future__ import annotations
@@ -29,27 +30,33 @@ RECHECK_S = 0.1
 
 def drain_before_commit(buffer: Any) -> None:
     """Replace ``buffer.flush`` (a faust ``ProducerBuffer``, before it starts) with one that
-    returns only when every record put in it has been handed to the Kafka client."""
+    returns only when every record put in it so far has been handed to the Kafka client."""
+    put: Callable[[Any], None] = buffer.put
     send: Callable[[Any], Awaitable[None]] = buffer._send_pending
-    in_flight = 0
+    # The buffer is a FIFO queue drained by one task, one record at a time: the n-th record
+    # handed over is the n-th put.
+    count = {"put": 0, "handed": 0}
+
+    def counted_put(fut: Any) -> None:
+        put(fut)
+        count["put"] += 1
 
     async def send_pending(fut: Any) -> None:
-        nonlocal in_flight
-        in_flight += 1
         try:
             await send(fut)
         finally:
-            in_flight -= 1
+            count["handed"] += 1
 
     async def flush() -> None:
-        while buffer.size or in_flight:
+        target = count["put"]
+        while count["handed"] < target:
             if buffer.state != "running":
-                raise RuntimeError(
-                    f"producer buffer {buffer.state} with {buffer.size} record(s) unsent"
-                )
+                left = target - count["handed"]
+                raise RuntimeError(f"producer buffer {buffer.state} with {left} record(s) unsent")
             buffer.message_sent.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(buffer.message_sent.wait(), timeout=RECHECK_S)
 
+    buffer.put = counted_put
     buffer._send_pending = send_pending
     buffer.flush = flush

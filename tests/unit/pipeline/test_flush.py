@@ -81,11 +81,12 @@ async def test_records_put_while_it_waits_do_not_hold_it_off(buffer: Any) -> Non
     buffer.put("before-1")
     buffer.put("before-2")
     flush = asyncio.create_task(buffer.flush())
-    more = 0
-    while not flush.done():  # a producer faster than the sender: the buffer never empties
+    for more in range(100):  # a producer faster than the sender: the buffer never empties
+        if flush.done():
+            break
         buffer.put(f"after-{more}")
-        more += 1
         await asyncio.sleep(SLOW_S / 3)
+    assert flush.done(), "the flush waited for records put after it began"
     await flush
     assert buffer.sent[:2] == ["before-1", "before-2"]
     assert buffer.size > 0

@@ -239,7 +239,7 @@ class Applier:
             else:
                 ready.append((course, meta, scope))
         published = {c for c in await asyncio.gather(*map(self._adopt, adopt)) if c}
-        plans = self._plans(ready, now)
+        plans = await self._plans(ready, now)
         work = self._work(plans, {c: m for c, m, _ in ready}, now_m)
         work += self._doubtful([c for c, _, _ in ready], work, now_m)
         await self._resolve_users(work, now_m)
@@ -292,14 +292,20 @@ class Applier:
         return course
 
     # -- planning ------------------------------------------------------------------------------
-    def _plans(
+    async def _plans(
         self, ready: Sequence[tuple[str, CourseMeta, frozenset[str] | None]], now: datetime
     ) -> list[CoursePlan]:
         policy = self.config.policy
         everywhere = self.state.everywhere()
         plans: list[CoursePlan] = []
         partial: list[CoursePlan] = []
-        for course, meta, scope in ready:
+        for n, (course, meta, scope) in enumerate(ready):
+            if n:
+                # A sweep plans hundreds of courses with nothing to send, so nothing else
+                # would run until the cycle ends: at 3 M enrolments, seconds without an
+                # answer to /livez, an agent or a commit. Each course is planned from its
+                # own entries; what runs in between changes only other courses or later reads.
+                await asyncio.sleep(0)
             if scope is not None:
                 partial.append(self._plan_users(course, scope, now))
                 continue

@@ -598,3 +598,29 @@ async def test_a_crash_between_the_state_write_and_the_sends_loses_nothing(loop:
     assert await loop.roster("2026-INF102") == {etu(1): "suspended"}
     applied = [a.command.kind.value for a in loop.audits if a.outcome is Outcome.APPLIED]
     assert sorted(applied) == ["enrol", "enrol", "enrol", "suspend"], "each change once"
+
+
+async def test_a_sweep_lets_the_rest_of_the_worker_run_between_courses(loop: Loop) -> None:
+    """At start-up and after a rebalance every owned course is planned; with nothing to send a
+    cycle never waits on Moodle, and at 3 M enrolments it held the event loop for seconds at a
+    time (HTTP probes, agents and commits stalled). Planning yields between courses."""
+    db = Db()
+    student(db, 1, ("INF101", "INF102"))
+    loop.feed(db)
+    await loop.settle()
+    turns = 0
+
+    async def elsewhere() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(elsewhere())
+    await asyncio.sleep(0)
+    before = turns
+    courses = ["2026-INF101", "2026-INF102", "2026-INF101", "2026-INF102"]
+    await loop.applier.cycle(courses)
+    during = turns - before
+    other.cancel()
+    assert during >= len(courses) - 1

@@ -36,18 +36,15 @@ from harness import (
     TOKEN,
     YEAR,
     Bench,
-    Changes,
     Sampler,
-    byte_sizes,
     cdc_topics,
-    changelogs,
+    changelog_bytes,
     course_events_topic,
     elp,
     emit,
     end_offsets,
     load,
     machine,
-    quiet,
     span,
     wipe,
 )
@@ -97,13 +94,9 @@ def main() -> None:
         # changelog bytes per source change at this size (instant Moodle: no queue)
         if args.profile != "instant":
             bench.emu_profile("instant", args.workers)
-        # the results of the load are folded into the ledger behind the applies: wait
-        logs_before = quiet(changelogs(app_id))
-        applied = worker.applied()
-        changes = Changes(bench.dsn, args.students, args.courses, args.elements)
-        made, _ = changes.run(rate=50.0, count=args.changes)
-        bench.wait_applied(worker, applied + made, 600)
-        sizes = byte_sizes(logs_before, quiet(changelogs(app_id)))
+        logs = changelog_bytes(
+            bench, worker, app_id, args.students, args.courses, args.elements, args.changes
+        )
         sampler.stop.set()
         restart: dict[str, Any] = {}
         if not args.no_restart:
@@ -136,11 +129,7 @@ def main() -> None:
             "moodle_matches_sql_on_sample": check,
             "rss_mb_after_load": round(rss_load / 2**20),
             "rss_mb_peak": sampler.peak_mb(),
-            "changelog_bytes_per_change": round(sum(sizes.values()) / max(made, 1)),
-            "changelog_bytes_by_table": {
-                topic.removeprefix(f"{app_id}-").removesuffix("-changelog"): round(b / made)
-                for topic, b in sorted(sizes.items())
-            },
+            **logs,
             "restart": restart,
         }
         emit(result, _rows(result))

@@ -32,12 +32,10 @@ from harness import (
     BASE,
     YEAR,
     Bench,
-    Changes,
     Sampler,
     Worker,
-    byte_sizes,
     cdc_topics,
-    changelogs,
+    changelog_bytes,
     emit,
     end_offsets,
     load,
@@ -111,12 +109,9 @@ def main() -> None:
         settled_s = _settled(worker, 3600)
         rss["all_courses_planned"] = _mb(worker)
         emu = bench.emu_stats()
-        logs_before = quiet(changelogs(app_id))
-        applied = worker.applied()
-        changes = Changes(bench.dsn, args.students, args.courses, args.elements)
-        made, _ = changes.run(rate=50.0, count=args.changes)
-        bench.wait_applied(worker, applied + made, 600)
-        sizes = byte_sizes(logs_before, quiet(changelogs(app_id)))
+        logs = changelog_bytes(
+            bench, worker, app_id, args.students, args.courses, args.elements, args.changes
+        )
         rss["after_changes"] = _mb(worker)
         worker.child.stop()
         local_s = worker.ready_in(600)
@@ -144,11 +139,7 @@ def main() -> None:
             "ready_from_local_state_s": round(local_s, 1),
             "rss_mb": rss,
             "rss_mb_peak": sampler.peak_mb(),
-            "changelog_bytes_per_change": round(sum(sizes.values()) / max(made, 1)),
-            "changelog_bytes_by_table": {
-                topic.removeprefix(f"{app_id}-").removesuffix("-changelog"): round(b / made)
-                for topic, b in sorted(sizes.items())
-            },
+            **logs,
         }
         emit(result, _rows(result))
 

@@ -476,6 +476,32 @@ def course_events_topic(app_id: str) -> str:
     return course_events(app_id)
 
 
+def changelog_bytes(
+    bench: Bench,
+    worker: Worker,
+    app_id: str,
+    students: int,
+    courses: int,
+    elements: int,
+    count: int,
+) -> dict[str, Any]:
+    """Changelog bytes written per source change over ``count`` one-row changes (50/s) on a
+    loaded year, each one Moodle change; the changelogs must be still before and after (the
+    load's own results are folded into the ledger behind the applies)."""
+    before = quiet(changelogs(app_id))
+    applied = worker.applied()
+    made, _ = Changes(bench.dsn, students, courses, elements).run(rate=50.0, count=count)
+    bench.wait_applied(worker, applied + made, 600)
+    sizes = byte_sizes(before, quiet(changelogs(app_id)))
+    return {
+        "changelog_bytes_per_change": round(sum(sizes.values()) / max(made, 1)),
+        "changelog_bytes_by_table": {
+            topic.removeprefix(f"{app_id}-").removesuffix("-changelog"): round(b / made)
+            for topic, b in sorted(sizes.items())
+        },
+    }
+
+
 # -- figures and printing -------------------------------------------------------------------
 
 

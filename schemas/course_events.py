@@ -8,7 +8,11 @@ owns its partition, in the order the events were published:
   manual source): the desired state changes.
 * :class:`CourseAdopted` — the applier touched the course for the first time: its Moodle id,
   and the enrolments it found there that it did not make (recorded as foreign, never touched).
+* :class:`WritesSent` — write-ahead: the applier is about to send these commands to Moodle
+  (published and acknowledged before the call). Until a result settles them, their outcome
+  is unknown, and that is kept in the course's state, not only in the process that sent them.
 * :class:`CommandsApplied` — Moodle accepted these commands: the ledger changes.
+* :class:`WritesSettled` — Moodle answered that these users' writes were not applied.
 * :class:`EnrolmentsReleased` — an operator released enrolments from the reconciler's
   ownership (automatic → manual): they become foreign.
 * :class:`EnrolmentsObserved` — a drift check found Moodle different from the ledger for
@@ -49,6 +53,9 @@ __all__ = [
     "FactsChanged",
     "ForeignEnrolment",
     "ObservedEnrolment",
+    "WriteInDoubt",
+    "WritesSent",
+    "WritesSettled",
 ]
 
 
@@ -101,6 +108,44 @@ class CommandsApplied(BaseModel):
     course: str
     moodle_course_id: int
     applied: tuple[AppliedCommand, ...]
+    at: datetime
+
+
+class WritesSent(BaseModel):
+    """Write-ahead record of a call: published, and acknowledged by Kafka, before the commands
+    go to Moodle. A worker killed after Moodle applied them but before it published the result
+    would otherwise take the knowledge with it: the worker that owns the course next (the same
+    one restarted, or another after a rebalance) finds the writes still in doubt and, if its
+    plan leaves those users alone, sets Moodle back to what the ledger says."""
+
+    model_config = MESSAGE
+    type: Literal["sent"] = "sent"
+    course: str
+    moodle_course_id: int
+    sent: tuple[AppliedCommand, ...]
+    at: datetime
+
+
+class WritesSettled(BaseModel):
+    """Moodle answered that these users' writes (sent at ``at`` or before) were not applied:
+    rejected, or failed before any effect. They are no longer in doubt."""
+
+    model_config = MESSAGE
+    type: Literal["settled"] = "settled"
+    course: str
+    users: tuple[str, ...]
+    at: datetime
+
+
+@with_config(CONTRACT)
+@dataclass(frozen=True, slots=True)
+class WriteInDoubt:
+    """One user's write sent to Moodle whose outcome no result has settled yet (the doubts
+    table, keyed like the ledger: one entry per course and user)."""
+
+    course: str
+    sent: AppliedCommand
+    moodle_course_id: int
     at: datetime
 
 
@@ -164,7 +209,9 @@ class EnrolmentMethodsFound(BaseModel):
 CourseEvent = Annotated[
     FactsChanged
     | CourseAdopted
+    | WritesSent
     | CommandsApplied
+    | WritesSettled
     | EnrolmentsReleased
     | EnrolmentsObserved
     | EnrolmentMethodsFound,

@@ -32,6 +32,8 @@ from schemas.course_events import (
     CourseAdopted,
     CourseMeta,
     ForeignEnrolment,
+    WritesSent,
+    WritesSettled,
 )
 from schemas.enrolment import EnrolmentStatus, EnrolmentTuple, LedgerEntry
 from streams import metrics
@@ -153,8 +155,18 @@ class Applier:
         return self.shadowing.ledger(ledger, wanted)
 
     def sweep(self) -> int:
-        """Plan every course this worker owns (after start or a rebalance)."""
+        """Plan every course this worker owns (after start or a rebalance), with the writes
+        left in doubt by whoever sent them last (this worker before a crash, another one
+        before a rebalance): see :meth:`_doubtful`."""
         courses = list(self.state.courses())
+        for course, doubts in self.state.doubts().items():
+            mine = self._doubts.setdefault(course, {})
+            for user, doubt in doubts.items():
+                if user not in mine:
+                    sent = doubt.sent
+                    mine[user] = _Work(
+                        course, sent.command, doubt.moodle_course_id, sent.moodle_user_id
+                    )
         self.schedule.mark_all(courses)
         return len(courses)
 
@@ -445,6 +457,7 @@ class Applier:
         if self.config.shadow:
             await self._shadow(work)
             return set()
+        await self._write_ahead(work, now)
         enrols = [w for w in work if w.command.kind is not CommandKind.UNENROL]
         unenrols = [w for w in work if w.command.kind is CommandKind.UNENROL]
         outcomes: list[tuple[_Work, ItemOutcome[object]]] = []
@@ -453,6 +466,7 @@ class Applier:
         unenrol_out = await self.moodle.unenrol([_unenrol_row(w) for w in unenrols])
         outcomes += zip(unenrols, unenrol_out, strict=True)  # type: ignore[arg-type]
         applied: dict[str, list[_Work]] = {}
+        not_applied: dict[str, list[str]] = {}
         records: list[AuditRecord] = []
         at = self._wall()
         for w, outcome in outcomes:
@@ -462,12 +476,18 @@ class Applier:
                 records.append(self._record(w, Outcome.APPLIED, at))
             elif outcome.status is Status.REJECTED:
                 records += self._rejected(w, outcome.error)
+                if w.command.user not in self._doubts.get(w.course, {}):
+                    not_applied.setdefault(w.course, []).append(w.command.user)
             else:
                 metrics.child(metrics.APPLIED, w.command.kind.value, "deferred").inc()
                 records.append(self._record(w, Outcome.RETRY, at, outcome.error))
                 if _may_have_applied(outcome.error):
                     self._doubts.setdefault(w.course, {})[w.command.user] = w
+                elif w.command.user not in self._doubts.get(w.course, {}):
+                    not_applied.setdefault(w.course, []).append(w.command.user)
                 self._retry_later(w.course)
+        for course, users in not_applied.items():
+            await self.outbox.publish(WritesSettled(course=course, users=tuple(users), at=at))
         for w in (w for ws in applied.values() for w in ws):
             if w.command.kind is CommandKind.CHANGE_ROLE and w.command.previous_role:
                 assert w.moodle_user_id is not None
@@ -492,6 +512,25 @@ class Applier:
             self.last_apply = at
             metrics.LAST_APPLY.set(at.timestamp())
         return set(applied)
+
+    async def _write_ahead(self, work: Sequence[_Work], at: datetime) -> None:
+        """Before any call: what is about to be sent, per course, acknowledged by Kafka. A
+        worker killed between Moodle's answer and the result's publication loses nothing:
+        the next owner of the course finds these writes in doubt (:meth:`sweep`)."""
+        by_course: dict[str, list[_Work]] = {}
+        for w in work:
+            by_course.setdefault(w.course, []).append(w)
+        await self.outbox.sent(
+            [
+                WritesSent(
+                    course=course,
+                    moodle_course_id=items[0].moodle_course_id,
+                    sent=tuple(AppliedCommand(w.command, w.moodle_user_id) for w in items),
+                    at=at,
+                )
+                for course, items in by_course.items()
+            ]
+        )
 
     async def _shadow(self, work: Sequence[_Work]) -> None:
         """Shadow mode: what would have been sent goes to the shadow topic, and what the ledger

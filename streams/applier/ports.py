@@ -5,13 +5,13 @@ The pipeline implements them over its tables and topics; tests implement them wi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from schemas.audit import AuditRecord
-from schemas.course_events import CourseEvent, CourseMeta
+from schemas.course_events import CourseEvent, CourseMeta, WriteInDoubt, WritesSent
 from streams.domain.desired import CourseDesired
 from streams.domain.ledger import CourseLedger
 
@@ -43,11 +43,19 @@ class CourseState(Protocol):
 
     def courses(self) -> Iterable[str]: ...
 
+    def doubts(self) -> Mapping[str, Mapping[str, WriteInDoubt]]:
+        """course → user → a write sent to Moodle that no result has settled yet."""
+        ...
+
 
 class Outbox(Protocol):
     """Where results go: the course topic (to the ledger) and the audit topic."""
 
     async def publish(self, event: CourseEvent) -> None: ...
+
+    async def sent(self, events: Sequence[WritesSent]) -> None:
+        """Write-ahead: returns once Kafka has acknowledged them (before the Moodle call)."""
+        ...
 
     async def audit(self, records: Sequence[AuditRecord]) -> None: ...
 

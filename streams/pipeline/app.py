@@ -29,7 +29,7 @@ from confluent_kafka import TopicPartition
 
 from schemas.audit import AuditRecord
 from schemas.control import ControlCommand
-from schemas.course_events import CourseEvent, EnrolmentsObserved, FactsChanged
+from schemas.course_events import CourseEvent, EnrolmentsObserved, FactsChanged, WritesSent
 from schemas.deadletter import DeadLetterRecord
 from schemas.mapping import CourseMappingRule
 from streams import metrics
@@ -152,7 +152,7 @@ class Pipeline:
 
         self.students = table("students")
         self.tables = CourseTables(
-            table("desired"), table("ledger"), table("courses"), table("control")
+            table("desired"), table("ledger"), table("courses"), table("control"), table("doubts")
         )
 
     def _agents(self) -> None:
@@ -332,6 +332,15 @@ class _Outbox:
     # each record's send was 8 % of the worker's time under load, one audit record at a time.
     async def publish(self, event: CourseEvent) -> None:
         self.pipeline.course_results.send_soon(key=event.course.encode(), value=encode_event(event))
+
+    async def sent(self, events: Sequence[WritesSent]) -> None:
+        """Write-ahead: sent past the buffer and awaited until Kafka acknowledges each."""
+        topic = self.pipeline.course_results
+        pending = [
+            await topic.send(key=event.course.encode(), value=encode_event(event))
+            for event in events
+        ]
+        await asyncio.gather(*pending)
 
     async def audit(self, records: Sequence[AuditRecord]) -> None:
         for record in records:

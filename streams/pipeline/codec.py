@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from pydantic import TypeAdapter
 from pydantic_core import from_json, to_json
 
-from schemas.course_events import COURSE_EVENT, CourseEvent, CourseMeta
+from schemas.course_events import COURSE_EVENT, CourseEvent, CourseMeta, WriteInDoubt
 from schemas.debezium import Table
 from schemas.enrolment import DesiredEnrolment, LedgerEntry
 from schemas.lineage import SourceRef
@@ -27,6 +27,7 @@ from streams.domain.student import Group, Slot, StudentState
 
 __all__ = [
     "decode_desired",
+    "decode_doubt",
     "decode_event",
     "decode_ledger",
     "decode_meta",
@@ -41,9 +42,10 @@ T = TypeVar("T")
 _DESIRED = TypeAdapter(DesiredEnrolment)
 _LEDGER = TypeAdapter(LedgerEntry)
 _META = TypeAdapter(CourseMeta)
+_DOUBT = TypeAdapter(WriteInDoubt)
 
 
-def encode(value: DesiredEnrolment | LedgerEntry | CourseMeta) -> bytes:
+def encode(value: DesiredEnrolment | LedgerEntry | CourseMeta | WriteInDoubt) -> bytes:
     """A contract dataclass as JSON bytes."""
     return to_json(value)
 
@@ -58,6 +60,10 @@ def decode_ledger(raw: bytes) -> LedgerEntry:
 
 def decode_meta(raw: bytes) -> CourseMeta:
     return _META.validate_json(raw)
+
+
+def decode_doubt(raw: bytes) -> WriteInDoubt:
+    return _DOUBT.validate_json(raw)
 
 
 def encode_event(event: CourseEvent) -> bytes:

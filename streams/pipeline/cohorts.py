@@ -38,7 +38,7 @@ from typing import Any
 from schemas.audit import AuditRecord
 from schemas.commands import CommandKind
 from schemas.control import ControlCommand
-from schemas.course_events import CourseEvent, FactChange, FactsChanged
+from schemas.course_events import CourseEvent, FactChange, FactsChanged, WritesSent
 from streams.applier.applier import Applier, ApplierConfig
 from streams.applier.gateway import Found, MoodleGateway, Roster
 from streams.domain.cohorts import COHORT_ROLE, cohort_mapping, cohort_policy
@@ -73,7 +73,7 @@ __all__ = [
 COHORT_CAPABILITIES = ("moodle/cohort:manage", "moodle/cohort:assign", "moodle/cohort:view")
 """What the service user needs besides ``REQUIRED_CAPABILITIES`` when the stage is on."""
 
-TABLES = ("cohort-desired", "cohort-ledger", "cohort-courses", "cohort-control")
+TABLES = ("cohort-desired", "cohort-ledger", "cohort-courses", "cohort-control", "cohort-doubts")
 _FUNCTIONS = {
     CommandKind.ENROL: "core_cohort_add_cohort_members",
     CommandKind.REACTIVATE: "core_cohort_add_cohort_members",
@@ -181,10 +181,12 @@ class Cohorts:
         shadow_out: Callable[[AuditRecord], Awaitable[None]],
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+        send_acked: Callable[[bytes, bytes], Awaitable[None]] | None = None,
     ) -> None:
         self.tables = tables
         self.mapping = cohort_mapping(template)
         self._send, self._send_soon = send, send_soon
+        self._send_acked = send_acked or send
         self._audit_out, self._shadow_out = audit_out, shadow_out
         self.applier = _CohortApplier(tables, self, gateway, config, clock=clock, wall=wall)
         self.view = CourseView(tables, self.applier, clock=wall)
@@ -217,6 +219,11 @@ class Cohorts:
     async def publish(self, event: CourseEvent) -> None:
         await self._send(event.course.encode(), encode_event(event))
 
+    async def sent(self, events: Sequence[WritesSent]) -> None:
+        """Write-ahead of the cohort writes (see the course applier's): acknowledged first."""
+        for event in events:
+            await self._send_acked(event.course.encode(), encode_event(event))
+
     async def audit(self, records: Sequence[AuditRecord]) -> None:
         for record in records:
             await self._audit_out(_named(record))
@@ -237,7 +244,7 @@ def _named(record: AuditRecord) -> AuditRecord:
 
 class CohortStage:
     """Wires :class:`Cohorts` into a :class:`~streams.pipeline.app.Pipeline`: the cohort
-    topic, the four tables, the agent, the applier's task and the rebalance signals."""
+    topic, the five tables, the agent, the applier's task and the rebalance signals."""
 
     def __init__(self, pipeline: Any, template: str) -> None:
         self.pipeline = pipeline
@@ -264,6 +271,7 @@ class CohortStage:
             self._send_soon,
             self._audit,
             self._shadow,
+            send_acked=self._send_acked,
         )
         pipeline.students_view.also.append(self.flow.on_effects)
         app.agent(self.topic, name="cohorts", concurrency=1)(self._agent)
@@ -290,6 +298,9 @@ class CohortStage:
     # Buffered, as the course outbox's (faust's producer batches them; commits flush it).
     async def _send(self, key: bytes, value: bytes) -> None:
         self.topic.send_soon(key=key, value=value)
+
+    async def _send_acked(self, key: bytes, value: bytes) -> None:
+        await (await self.topic.send(key=key, value=value))
 
     def _send_soon(self, key: bytes, value: bytes) -> None:
         self.topic.send_soon(key=key, value=value)

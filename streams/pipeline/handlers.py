@@ -32,6 +32,9 @@ from schemas.course_events import (
     EnrolmentsReleased,
     FactChange,
     FactsChanged,
+    WriteInDoubt,
+    WritesSent,
+    WritesSettled,
 )
 from schemas.deadletter import DeadLetterReason, DeadLetterRecord
 from streams import metrics
@@ -275,8 +278,13 @@ class CourseView:
             self._facts(event)
         elif isinstance(event, CourseAdopted):
             self._adopted(event)
+        elif isinstance(event, WritesSent):
+            self._sent(event)
         elif isinstance(event, CommandsApplied):
             self._applied(event)
+        elif isinstance(event, WritesSettled):
+            for user in event.users:
+                self.tables.settle_doubt(event.course, user, event.at)
         elif isinstance(event, EnrolmentsObserved):
             observed(self.tables, event, self.applier)
         elif isinstance(event, EnrolmentMethodsFound):
@@ -321,10 +329,19 @@ class CourseView:
         )
         self.applier.folded(course)
 
+    def _sent(self, event: WritesSent) -> None:
+        """Write-ahead: in doubt until a result of this call (or a later one) is folded. Not
+        a result: the course stays in flight for the applier."""
+        for item in event.sent:
+            self.tables.put_doubt(
+                WriteInDoubt(event.course, item, event.moodle_course_id, event.at)
+            )
+
     def _applied(self, event: CommandsApplied) -> None:
         course = event.course
         for item in event.applied:
             command = item.command
+            self.tables.settle_doubt(course, command.user, event.at)
             old = self.tables.ledger_entry(course, command.user)
             try:
                 entry = applied_entry(

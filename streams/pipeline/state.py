@@ -12,20 +12,25 @@ store or ``items()``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, MutableMapping
+from datetime import datetime
 from typing import Any
 
-from schemas.course_events import CourseMeta
+from schemas.course_events import CourseMeta, WriteInDoubt
 from schemas.enrolment import DesiredEnrolment, LedgerEntry
 from streams.applier.ports import Everywhere
 from streams.domain.desired import CourseDesired
 from streams.domain.ledger import CourseLedger
-from streams.pipeline.codec import decode_desired, decode_ledger, decode_meta, encode
+from streams.pipeline.codec import decode_desired, decode_doubt, decode_ledger, decode_meta, encode
 
 __all__ = ["SEP", "CourseTables", "desired_key", "ledger_key", "scan_prefix"]
 
+log = logging.getLogger(__name__)
+
 SEP = "\x1f"  # ASCII unit separator: never in a Moodle idnumber typed by a person
 EVERYWHERE = b"*"
+FAUST_OFFSET_KEY = b"__faust\0offset__"  # faust.stores.rocksdb.Store.offset_key
 
 Table = MutableMapping[Any, Any]
 
@@ -50,7 +55,8 @@ def scan_prefix(table: Table, prefix: str) -> Iterator[tuple[str, bytes]]:
             for key, value in db.items(from_key=start):
                 if not key.startswith(start):
                     break
-                yield key.decode(), value
+                if key != FAUST_OFFSET_KEY:  # faust's own entry, in every partition's db
+                    yield key.decode(), value
         return
     data = getattr(store, "data", table)  # faust memory store, or a plain dict
     start = prefix.encode()
@@ -78,11 +84,20 @@ def get_raw(table: Table, key: bytes) -> bytes | None:
 class CourseTables:
     """Desired state, ledger and course records: the applier's :class:`CourseState`."""
 
-    def __init__(self, desired: Table, ledger: Table, courses: Table, control: Table) -> None:
+    def __init__(
+        self,
+        desired: Table,
+        ledger: Table,
+        courses: Table,
+        control: Table,
+        doubts: Table | None = None,
+    ) -> None:
         self.desired_table = desired
         self.ledger_table = ledger
         self.courses_table = courses
         self.control_table = control
+        # writes sent to Moodle that no result has settled yet (see WritesSent)
+        self.doubts_table: Table = {} if doubts is None else doubts
 
     # -- reads (CourseState) ---------------------------------------------------------------
     def desired(self, course: str) -> CourseDesired:
@@ -131,6 +146,19 @@ class CourseTables:
     def courses(self) -> Iterable[str]:
         return [key.decode() for key in list(self.courses_table.keys())]
 
+    def doubts(self) -> dict[str, dict[str, WriteInDoubt]]:
+        """course → user → the write in doubt, for every course this worker owns (the table
+        holds only writes whose result is not folded yet: a few, not one per enrolment)."""
+        found: dict[str, dict[str, WriteInDoubt]] = {}
+        for key, raw in scan_prefix(self.doubts_table, ""):
+            try:
+                doubt = decode_doubt(raw)
+            except ValueError as exc:  # never written so: a start must not fail on it
+                log.error("unreadable write in doubt %r skipped: %s", key, exc)
+                continue
+            found.setdefault(doubt.course, {})[doubt.sent.command.user] = doubt
+        return found
+
     # -- writes (only from the course agent, inside its event) ----------------------------
     def put_desired(self, entry: DesiredEnrolment) -> None:
         self.desired_table[desired_key(entry.course, entry.user, entry.role)] = encode(entry)
@@ -150,6 +178,18 @@ class CourseTables:
 
     def put_ledger(self, entry: LedgerEntry) -> None:
         self.ledger_table[ledger_key(entry.course, entry.user)] = encode(entry)
+
+    def put_doubt(self, doubt: WriteInDoubt) -> None:
+        key = ledger_key(doubt.course, doubt.sent.command.user)
+        self.doubts_table[key] = encode(doubt)
+
+    def settle_doubt(self, course: str, user: str, at: datetime) -> None:
+        """The write in doubt for (course, user), if it was sent at ``at`` or before, is
+        settled (a result of that call, or of a later one, was folded)."""
+        key = ledger_key(course, user)
+        raw = get_raw(self.doubts_table, key)
+        if raw is not None and decode_doubt(raw).at <= at:
+            del self.doubts_table[key]
 
     def put_meta(self, meta: CourseMeta) -> None:
         self.courses_table[meta.course.encode()] = encode(meta)

@@ -7,7 +7,7 @@
   desired state; results for the ledger), delete policy with a retention long enough to
   replay a month; the control topic shares their partitioning (its commands write the same
   tables).
-* changelogs of the four tables: compacted (latest value per key is the state).
+* changelogs of the tables: compacted (latest value per key is the state).
 * audit, dead-letter, control, shadow: history (delete policy, long retention) — audits
   replay them, and compaction would erase it.
 * mapping rules: compacted, one partition (every worker reads all of it).
@@ -22,7 +22,7 @@ from streams.kafka.settings import TopicNames
 
 __all__ = ["TABLES", "course_events", "course_results", "specs"]
 
-TABLES = ("students", "desired", "ledger", "courses", "control")
+TABLES = ("students", "desired", "ledger", "courses", "control", "doubts")
 
 
 def course_events(app_id: str) -> str:

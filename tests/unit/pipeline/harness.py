@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from schemas.audit import AuditRecord
-from schemas.course_events import CourseEvent
+from schemas.course_events import CourseEvent, WritesSent
 from schemas.deadletter import DeadLetterRecord
 from streams.applier import Applier, ApplierConfig, MoodleGateway
 from streams.applier.gateway import REQUIRED_CAPABILITIES
@@ -89,22 +89,13 @@ class Loop:
             }
         )
         self.client = MoodleClient(settings)
-        config = ApplierConfig(policy=policy or PlanPolicy(), linger_s=0, shadow=shadow)
-        self.applier = Applier(
-            self.tables,
-            self,
-            MoodleGateway(self.client, "idnumber", ROLE_IDS),
-            config,
-            clock=self.clock.mono,
-            wall=self.clock.wall,
-        )
-        self.applier.resume()
-        self.courses = CourseView(self.tables, self.applier, clock=self.clock.wall)
+        self.config = ApplierConfig(policy=policy or PlanPolicy(), linger_s=0, shadow=shadow)
+        self.applier, self.courses = self._worker()
         self.view = StudentView(
             self.students,
             FoldPolicy(),
             MappingHolder(build_mapping(())),
-            self.courses.on_event,
+            lambda event: self.courses.on_event(event),
             self.dead_letters.append,
         )
         self.fold_later = False
@@ -112,12 +103,40 @@ class Loop:
         self._offset = itertools.count()
         self._fed = 0
 
+    def _worker(self) -> tuple[Applier, CourseView]:
+        applier = Applier(
+            self.tables,
+            self,
+            MoodleGateway(self.client, "idnumber", ROLE_IDS),
+            self.config,
+            clock=self.clock.mono,
+            wall=self.clock.wall,
+        )
+        applier.resume()
+        return applier, CourseView(self.tables, applier, clock=self.clock.wall)
+
+    def restart(self) -> None:
+        """The worker killed and started again (or another taking the courses over): the
+        tables are kept (RocksDB, changelogs), whatever was only in the process is gone —
+        results not yet folded included; then the start-up sweep."""
+        self.unfolded.clear()
+        self.fold_later = False
+        self.applier, self.courses = self._worker()
+        self.applier.sweep()
+
     # -- Outbox --------------------------------------------------------------------------------
     async def publish(self, event: CourseEvent) -> None:
         self.events.append(event)
         if self.fold_later:  # the results agent is behind (a backlog): fold on demand
             self.unfolded.append(event)
         else:
+            self.courses.on_event(event)
+
+    async def sent(self, events: Sequence[WritesSent]) -> None:
+        """Write-ahead: acknowledged at once (folded now even when results wait: a crash
+        after this point loses the results, not the record that the writes were sent)."""
+        for event in events:
+            self.events.append(event)
             self.courses.on_event(event)
 
     def fold(self) -> None:

@@ -305,6 +305,95 @@ async def test_a_removal_of_unknown_outcome_then_wanted_again_is_made_active_aga
     assert await loop.roster("2026-INF101") == {etu(1): "active"}
 
 
+async def test_a_write_of_unknown_outcome_is_settled_by_the_next_owner_of_the_course(
+    hanging: Loop, emulator: RunningEmulator
+) -> None:
+    """The doubt outlives the process that had it: the worker restarted (or another one
+    after a rebalance) finds it in the tables, written ahead of the call."""
+    loop, db = hanging, Db()
+    student(db, 1)
+    loop.feed(db)
+    await loop.settle()
+    loop.applier.moodle.remember_user(etu(2), 101)
+    hang_after_applying(emulator)
+    student(db, 2)  # enrolled in Moodle, but the answer never comes
+    loop.feed(db)
+    await loop.settle()
+    assert loop.audits[-1].outcome is Outcome.RETRY
+    emulator.emulator.injector.configure(Faults())
+    loop.restart()  # the worker dies: what it remembered of the doubt goes with it
+    set_iae(db, 2, "A")  # cancelled: desired and ledger both without them
+    loop.feed(db)
+    await loop.later(loop.applier.config.retry_cap_s + 1)
+    assert await loop.roster("2026-INF101") == {etu(1): "active", etu(2): "suspended"}
+    assert loop.tables.doubts() == {}
+
+
+async def test_a_worker_killed_between_moodles_answer_and_its_result_leaves_nothing_behind(
+    loop: Loop,
+) -> None:
+    """Moodle applied the call, the worker died before its result reached Kafka: the next
+    owner of the course, its plan leaving the user alone, sets Moodle back to the ledger."""
+    db = Db()
+    student(db, 1)
+    loop.feed(db)
+    await loop.settle()
+    loop.fold_later = True  # results on their way to Kafka when the worker is killed
+    student(db, 2)
+    loop.feed(db)
+    await loop.settle()
+    assert await loop.roster("2026-INF101") == {etu(1): "active", etu(2): "active"}
+    assert [type(e) for e in loop.unfolded] == [CommandsApplied]
+    assert set(loop.tables.doubts()["2026-INF101"]) == {etu(2)}
+    loop.restart()  # the result is lost with the process
+    set_iae(db, 2, "A")  # then the student's enrolment is cancelled
+    loop.feed(db)
+    await loop.later(GRACE.grace.total_seconds() + 1)
+    assert await loop.roster("2026-INF101") == {etu(1): "active", etu(2): "suspended"}
+    assert loop.tables.doubts() == {}
+
+
+async def test_a_removal_killed_before_its_result_is_undone_when_wanted_again(
+    loop: Loop,
+) -> None:
+    db = Db()
+    student(db, 1)
+    loop.feed(db)
+    await loop.settle()
+    drop(db, 1, "INF101")
+    loop.feed(db)
+    loop.fold_later = True
+    await loop.later(GRACE.grace.total_seconds() + 1)  # suspended; the result never folded
+    assert await loop.roster("2026-INF101") == {etu(1): "suspended"}
+    loop.restart()
+    contract(db, 1, "INF101")  # wanted again: as the ledger (never told) still says
+    db.commit()
+    loop.feed(db)
+    await loop.settle()
+    assert await loop.roster("2026-INF101") == {etu(1): "active"}
+    assert loop.tables.doubts() == {}
+
+
+async def test_writes_moodle_answered_are_not_left_in_doubt(
+    hanging: Loop, emulator: RunningEmulator
+) -> None:
+    loop, db = hanging, Db()
+    student(db, 1)
+    loop.feed(db)
+    await loop.settle()
+    assert loop.tables.doubts() == {}  # applied: settled by its result
+    loop.applier.moodle.remember_user(etu(2), 101)
+    emulator.emulator.injector.configure(Faults(fail_next=10, error_kind="dmlwriteexception"))
+    student(db, 2)  # refused, rolled back: nothing in doubt
+    loop.feed(db)
+    await loop.settle()
+    assert loop.audits[-1].outcome is Outcome.RETRY
+    assert loop.tables.doubts() == {}
+    hang_after_applying(emulator)
+    await loop.later(loop.applier.config.retry_cap_s + 1)  # the retry: answer lost
+    assert set(loop.tables.doubts()["2026-INF101"]) == {etu(2)}
+
+
 async def test_one_invalid_item_is_isolated_and_the_rest_applied(emulator: RunningEmulator) -> None:
     bad_seed = seed(USERS, ["2026-INF101"])
     bad_seed["users"].append(

@@ -92,6 +92,8 @@ class _Signals:
     def sweep(self) -> int:
         return 0
 
+    writer = "seeded"
+
 
 class _Students(dict[bytes, bytes]):
     """The student table, remembering the CDC partition each student was written from."""

@@ -109,6 +109,7 @@ class CommandsApplied(BaseModel):
     moodle_course_id: int
     applied: tuple[AppliedCommand, ...]
     at: datetime
+    writer: str = ""  # the applier that sent them ("" before write-ahead records existed)
 
 
 class WritesSent(BaseModel):
@@ -124,17 +125,20 @@ class WritesSent(BaseModel):
     moodle_course_id: int
     sent: tuple[AppliedCommand, ...]
     at: datetime
+    writer: str  # the applier that sends them (one id per process start)
 
 
 class WritesSettled(BaseModel):
-    """Moodle answered that these users' writes (sent at ``at`` or before) were not applied:
-    rejected, or failed before any effect. They are no longer in doubt."""
+    """These users' writes (sent at ``at`` or before by ``writer``) are no longer in doubt:
+    Moodle answered that they were not applied (rejected, or failed before any effect), or
+    the ledger shows there is nothing to set back."""
 
     model_config = MESSAGE
     type: Literal["settled"] = "settled"
     course: str
     users: tuple[str, ...]
     at: datetime
+    writer: str = ""
 
 
 @with_config(CONTRACT)
@@ -147,6 +151,7 @@ class WriteInDoubt:
     sent: AppliedCommand
     moodle_course_id: int
     at: datetime
+    writer: str
 
 
 class EnrolmentsReleased(BaseModel):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -125,6 +126,11 @@ class Applier:
         self._failures: dict[str, int] = {}
         # Writes whose outcome is unknown (course → user → the work sent): see _doubtful.
         self._doubts: dict[str, dict[str, _Work]] = {}
+        # Who sends: the write-ahead records of another process (or of this one before a
+        # restart) are in doubt here; this one's own are known as their calls return.
+        self.writer = uuid.uuid4().hex[:12]
+        # Doubts found to need nothing (see _doubtful), settled in the tables at the next send.
+        self._settled: dict[str, list[str]] = {}
         self._clock = clock
         self._wall = wall
         self._slots = asyncio.Semaphore(config.cycles_in_flight)
@@ -155,18 +161,8 @@ class Applier:
         return self.shadowing.ledger(ledger, wanted)
 
     def sweep(self) -> int:
-        """Plan every course this worker owns (after start or a rebalance), with the writes
-        left in doubt by whoever sent them last (this worker before a crash, another one
-        before a rebalance): see :meth:`_doubtful`."""
+        """Plan every course this worker owns (after start or a rebalance)."""
         courses = list(self.state.courses())
-        for course, doubts in self.state.doubts().items():
-            mine = self._doubts.setdefault(course, {})
-            for user, doubt in doubts.items():
-                if user not in mine:
-                    sent = doubt.sent
-                    mine[user] = _Work(
-                        course, sent.command, doubt.moodle_course_id, sent.moodle_user_id
-                    )
         self.schedule.mark_all(courses)
         return len(courses)
 
@@ -254,6 +250,11 @@ class Applier:
         plans = await self._plans(ready, now)
         work = self._work(plans, {c: m for c, m, _ in ready}, now_m)
         work += self._doubtful([c for c, _, _ in ready], work, now_m)
+        settled, self._settled = self._settled, {}
+        for course, users in settled.items():
+            await self.outbox.publish(
+                WritesSettled(course=course, users=tuple(users), at=now, writer=self.writer)
+            )
         await self._resolve_users(work, now_m)
         sendable = [w for w in work if w.moodle_user_id is not None and w.role_id is not None]
         published |= await self._apply(sendable, now)
@@ -408,28 +409,45 @@ class Applier:
         was confirmed, and the desired state may have come back to it meanwhile (an
         enrolment withdrawn, a removal undone): without this, Moodle would keep the unconfirmed
         change for good. Until the doubt is settled by an applied call, each cycle of the
-        course re-sends it (idempotent: the full tuple)."""
+        course re-sends it (idempotent: the full tuple).
+
+        The doubts are this worker's (kept as the calls return) and the course's tables' (every
+        write is recorded there before its call, until a result of it is folded): a worker
+        killed between Moodle's answer and the result's publication, or one that lost the
+        course to another, leaves them to whoever plans the course next. A course is planned
+        only once its last results are folded, so what the tables still hold is in doubt."""
         planned = {(w.course, w.command.user) for w in work}
         extra: list[_Work] = []
         for course in courses:
-            doubts = self._doubts.get(course)
+            doubts = self._doubts_of(course)
             users = [
                 u
-                for u in doubts or ()
+                for u in doubts
                 if (course, u) not in planned and not self.parking.user_blocked(course, u, now_m)
             ]
-            if not doubts or not users:
+            if not users:
                 continue
             ledger = self._ledger_for(course, users)
             for user in users:
                 item = _settling(doubts[user], ledger.entries.get(user))
                 if item is None:
-                    del doubts[user]
+                    self._settled.setdefault(course, []).append(user)
+                    self._doubts.get(course, {}).pop(user, None)
                 else:
                     item.role_id = self.moodle.role_id(item.command.enrolment.role)
                     if item.role_id is not None:
                         extra.append(item)
         return extra
+
+    def _doubts_of(self, course: str) -> dict[str, _Work]:
+        """user → the write in doubt: the tables' (written ahead), this worker's over them."""
+        doubts = {  # this applier's own writes: it knows their outcome (self._doubts)
+            user: _Work(course, d.sent.command, d.moodle_course_id, d.sent.moodle_user_id)
+            for user, d in self.state.doubts(course).items()
+            if d.writer != self.writer
+        }
+        doubts.update(self._doubts.get(course, {}))
+        return doubts
 
     async def _resolve_users(self, work: Sequence[_Work], now_m: float) -> None:
         missing = {w.command.user for w in work if w.moodle_user_id is None}
@@ -487,7 +505,9 @@ class Applier:
                     not_applied.setdefault(w.course, []).append(w.command.user)
                 self._retry_later(w.course)
         for course, users in not_applied.items():
-            await self.outbox.publish(WritesSettled(course=course, users=tuple(users), at=at))
+            await self.outbox.publish(
+                WritesSettled(course=course, users=tuple(users), at=at, writer=self.writer)
+            )
         for w in (w for ws in applied.values() for w in ws):
             if w.command.kind is CommandKind.CHANGE_ROLE and w.command.previous_role:
                 assert w.moodle_user_id is not None
@@ -504,6 +524,7 @@ class Applier:
                     moodle_course_id=items[0].moodle_course_id,
                     applied=tuple(AppliedCommand(w.command, w.moodle_user_id) for w in items),
                     at=at,
+                    writer=self.writer,
                 )
             )
             self._failures.pop(course, None)
@@ -527,6 +548,7 @@ class Applier:
                     moodle_course_id=items[0].moodle_course_id,
                     sent=tuple(AppliedCommand(w.command, w.moodle_user_id) for w in items),
                     at=at,
+                    writer=self.writer,
                 )
                 for course, items in by_course.items()
             ]

@@ -43,8 +43,8 @@ class CourseState(Protocol):
 
     def courses(self) -> Iterable[str]: ...
 
-    def doubts(self) -> Mapping[str, Mapping[str, WriteInDoubt]]:
-        """course → user → a write sent to Moodle that no result has settled yet."""
+    def doubts(self, course: str) -> Mapping[str, WriteInDoubt]:
+        """user → a write sent to Moodle that no folded result has settled yet."""
         ...
 
 

@@ -72,6 +72,11 @@ class AppliedSignals(Protocol):
 
     def sweep(self) -> int: ...
 
+    @property
+    def writer(self) -> str:
+        """Whose write-ahead records are the applier's own (see :class:`WritesSent`)."""
+        ...
+
 
 class MappingHolder:
     """The course mapping in force; replaced as a whole when a rule changes."""
@@ -284,7 +289,7 @@ class CourseView:
             self._applied(event)
         elif isinstance(event, WritesSettled):
             for user in event.users:
-                self.tables.settle_doubt(event.course, user, event.at)
+                self.tables.settle_doubt(event.course, user, event.at, event.writer)
         elif isinstance(event, EnrolmentsObserved):
             observed(self.tables, event, self.applier)
         elif isinstance(event, EnrolmentMethodsFound):
@@ -334,14 +339,16 @@ class CourseView:
         a result: the course stays in flight for the applier."""
         for item in event.sent:
             self.tables.put_doubt(
-                WriteInDoubt(event.course, item, event.moodle_course_id, event.at)
+                WriteInDoubt(event.course, item, event.moodle_course_id, event.at, event.writer)
             )
+        if event.writer != self.applier.writer:  # another's (or this one's before a restart)
+            self.applier.mark(event.course)  # its plan settles them
 
     def _applied(self, event: CommandsApplied) -> None:
         course = event.course
         for item in event.applied:
             command = item.command
-            self.tables.settle_doubt(course, command.user, event.at)
+            self.tables.settle_doubt(course, command.user, event.at, event.writer)
             old = self.tables.ledger_entry(course, command.user)
             try:
                 entry = applied_entry(

@@ -146,17 +146,17 @@ class CourseTables:
     def courses(self) -> Iterable[str]:
         return [key.decode() for key in list(self.courses_table.keys())]
 
-    def doubts(self) -> dict[str, dict[str, WriteInDoubt]]:
-        """course → user → the write in doubt, for every course this worker owns (the table
-        holds only writes whose result is not folded yet: a few, not one per enrolment)."""
-        found: dict[str, dict[str, WriteInDoubt]] = {}
-        for key, raw in scan_prefix(self.doubts_table, ""):
+    def doubts(self, course: str) -> dict[str, WriteInDoubt]:
+        """user → the write sent to Moodle that no folded result has settled yet (a few
+        entries per course while its calls are out, none once they are answered)."""
+        found: dict[str, WriteInDoubt] = {}
+        for key, raw in scan_prefix(self.doubts_table, course + SEP):
             try:
                 doubt = decode_doubt(raw)
-            except ValueError as exc:  # never written so: a start must not fail on it
+            except ValueError as exc:  # never written so: planning must not fail on it
                 log.error("unreadable write in doubt %r skipped: %s", key, exc)
                 continue
-            found.setdefault(doubt.course, {})[doubt.sent.command.user] = doubt
+            found[doubt.sent.command.user] = doubt
         return found
 
     # -- writes (only from the course agent, inside its event) ----------------------------
@@ -183,12 +183,17 @@ class CourseTables:
         key = ledger_key(doubt.course, doubt.sent.command.user)
         self.doubts_table[key] = encode(doubt)
 
-    def settle_doubt(self, course: str, user: str, at: datetime) -> None:
-        """The write in doubt for (course, user), if it was sent at ``at`` or before, is
-        settled (a result of that call, or of a later one, was folded)."""
+    def settle_doubt(self, course: str, user: str, at: datetime, writer: str) -> None:
+        """A result of ``writer``'s at ``at`` was folded for (course, user): the write in
+        doubt is settled if ``writer`` sent it at ``at`` or before (a later one of its own is
+        still out), or if another applier sent it (superseded: the result is of a write made
+        after the course changed hands; times of different machines are not compared)."""
         key = ledger_key(course, user)
         raw = get_raw(self.doubts_table, key)
-        if raw is not None and decode_doubt(raw).at <= at:
+        if raw is None:
+            return
+        doubt = decode_doubt(raw)
+        if doubt.writer != writer or doubt.at <= at:
             del self.doubts_table[key]
 
     def put_meta(self, meta: CourseMeta) -> None:

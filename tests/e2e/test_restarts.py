@@ -18,7 +18,8 @@ from streams.devstack.process import port_open
 from streams.workload.oracle import expected_enrolments
 from tests.support.backends import Services
 from tests.support.e2e import Run, e2e_run, eventually, seed, wait_until
-from tests.support.kafka import read_all
+from tests.support.faults import CDC_TOPICS
+from tests.support.kafka import caught_up, read_all
 
 pytestmark = pytest.mark.e2e
 
@@ -90,6 +91,53 @@ async def test_connect_killed_and_restarted_duplicates_make_no_moodle_effect(
     pairs = [(r["command"]["course"], r["command"]["user"]) for r in applied]
     print(f"{duplicates} duplicate CDC records folded as no-ops; {len(pairs)} Moodle changes")
     assert len(pairs) == len(set(pairs)) == len(written), "one Moodle change per student"
+
+
+async def test_worker_killed_while_moodle_answers_leaves_no_unconfirmed_enrolment(
+    run: Run,
+) -> None:
+    """Moodle applied the enrolment; the student was cancelled while the worker waited for
+    Moodle's answer; the worker was killed before the answer came (so before its result
+    reached Kafka). The ledger never knew of the enrolment and the desired state no longer
+    wants it: only the write-ahead record of the call (WritesSent) tells the restarted worker
+    to suspend it. Without it, Moodle kept the student active for good."""
+    session = {"BROKER_SESSION_TIMEOUT": "10", "RECONCILER_STORE": "rocksdb"}
+    run.start_worker(**session, MOODLE_TIMEOUT_S="300")
+    run.student(0, "K1")
+    run.student(1, "K2")  # the worker knows student 1's Moodle id from here on
+    await eventually(lambda: _matches(run), 60, "first enrolments applied")
+    changed = run.emulator_get("/_emulator/stats")["rows_changed"]
+    # from now on Moodle applies each call, then holds its answer for two minutes
+    run.emulator_post("/_emulator/faults", {"timeout_rate": 1, "timeout_s": 120, "when": "after"})
+    run.sql(run.contract(1, "K1"))
+    wait_until(
+        lambda: run.emulator_get("/_emulator/stats")["rows_changed"] > changed,
+        60,
+        "Moodle applied the enrolment in K1",
+    )
+    cod_ind = run.slice.cod_ind(1)
+    run.sql(("UPDATE apogee.ins_adm_etp SET eta_iae = 'A' WHERE cod_ind = %s", (cod_ind,)))
+    # the cancellation folded and committed (the enrolment is no longer desired), the call
+    # still out: the restarted worker has nothing to plan for student 1 in K1
+    topics = [*CDC_TOPICS, f"{run.app_id}-course-events"]
+    wait_until(
+        lambda: caught_up(run.services.bootstrap_servers, run.app_id, topics),
+        60,
+        "the worker committed the cancellation",
+    )
+    run.workers[0].kill()  # waiting for Moodle's answer: no result, no audit record
+    run.emulator_post("/_emulator/faults", {"timeout_rate": 0})
+    run.start_worker(**session)
+    await eventually(lambda: _matches(run), 120, "Moodle equals SQL after the restart")
+    etu = run.slice.etu
+    assert await run.roster("K1") == {etu(0): "active", etu(1): "suspended"}
+    audited = [
+        (r["command"]["user"], r["command"]["kind"])
+        for r in _applied(run)
+        if r["command"]["course"] == run.slice.course("K1")
+    ]
+    print(f"K1 changes audited: {audited}")
+    assert audited[-1] == (etu(1), "suspend"), "set back by the restarted worker"
 
 
 def _applied(run: Run) -> list[dict[str, object]]:

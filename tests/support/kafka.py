@@ -46,6 +46,22 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         consumer.close()
 
 
+def caught_up(bootstrap: str, group: str, topics: list[str]) -> bool:
+    """Whether ``group`` has committed every record of ``topics`` written so far."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        ends = {
+            (topic, p): end
+            for topic in topics
+            for p, end in end_offsets(bootstrap, topic).items()
+            if end > 0
+        }
+        committed = consumer.committed([TopicPartition(t, p) for t, p in ends], timeout=10)
+        return all(tp.offset >= ends[(tp.topic, tp.partition)] for tp in committed)
+    finally:
+        consumer.close()
+
+
 def read_until(
     bootstrap: str,
     topic: str,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from schemas.course_events import CourseMeta, FactChange, FactsChanged
+from schemas.commands import CommandKind, MoodleCommand
+from schemas.course_events import AppliedCommand, CourseMeta, FactChange, FactsChanged, WriteInDoubt
 from schemas.debezium import Table
 from schemas.enrolment import EnrolmentStatus, EnrolmentTuple, LedgerEntry
 from streams.domain.fold import fold
@@ -128,3 +129,25 @@ def test_a_course_read_sees_only_its_own_members() -> None:
     }
     keys = sorted(k for k, _ in scan_prefix(table, "2026-INF1\x1f"))
     assert keys == ["2026-INF1\x1fa\x1fstudent", "2026-INF1\x1fc\x1fteacher"]
+
+
+def test_a_write_in_doubt_is_settled_by_its_writers_result_or_superseded_by_anothers() -> None:
+    tables = CourseTables({}, {}, {}, {})
+    command = MoodleCommand(
+        CommandKind.ENROL, "2026-INF101", "21000001", EnrolmentTuple("student", 0, 0, False)
+    )
+    later = NOW + timedelta(seconds=5)
+
+    def doubt(at: datetime, writer: str) -> None:
+        tables.put_doubt(WriteInDoubt("2026-INF101", AppliedCommand(command, 100), 10, at, writer))
+
+    doubt(later, "a")
+    tables.settle_doubt("2026-INF101", "21000001", NOW, "a")  # an earlier call of a's
+    assert set(tables.doubts("2026-INF101")) == {"21000001"}, "its later write is still out"
+    assert tables.doubts("2026-INF10") == {}, "a course whose name extends another's"
+    tables.settle_doubt("2026-INF101", "21000001", later, "a")
+    assert tables.doubts("2026-INF101") == {}
+    doubt(later, "a")
+    tables.settle_doubt("2026-INF101", "21000001", NOW, "b")  # another clock: not compared
+    assert tables.doubts("2026-INF101") == {}
+    tables.settle_doubt("2026-INF101", "21000001", NOW, "b")  # nothing left: no error

@@ -326,7 +326,7 @@ async def test_a_write_of_unknown_outcome_is_settled_by_the_next_owner_of_the_co
     loop.feed(db)
     await loop.later(loop.applier.config.retry_cap_s + 1)
     assert await loop.roster("2026-INF101") == {etu(1): "active", etu(2): "suspended"}
-    assert loop.tables.doubts() == {}
+    assert loop.tables.doubts("2026-INF101") == {}
 
 
 async def test_a_worker_killed_between_moodles_answer_and_its_result_leaves_nothing_behind(
@@ -344,13 +344,13 @@ async def test_a_worker_killed_between_moodles_answer_and_its_result_leaves_noth
     await loop.settle()
     assert await loop.roster("2026-INF101") == {etu(1): "active", etu(2): "active"}
     assert [type(e) for e in loop.unfolded] == [CommandsApplied]
-    assert set(loop.tables.doubts()["2026-INF101"]) == {etu(2)}
+    assert set(loop.tables.doubts("2026-INF101")) == {etu(2)}
     loop.restart()  # the result is lost with the process
     set_iae(db, 2, "A")  # then the student's enrolment is cancelled
     loop.feed(db)
     await loop.later(GRACE.grace.total_seconds() + 1)
     assert await loop.roster("2026-INF101") == {etu(1): "active", etu(2): "suspended"}
-    assert loop.tables.doubts() == {}
+    assert loop.tables.doubts("2026-INF101") == {}
 
 
 async def test_a_removal_killed_before_its_result_is_undone_when_wanted_again(
@@ -371,7 +371,7 @@ async def test_a_removal_killed_before_its_result_is_undone_when_wanted_again(
     loop.feed(db)
     await loop.settle()
     assert await loop.roster("2026-INF101") == {etu(1): "active"}
-    assert loop.tables.doubts() == {}
+    assert loop.tables.doubts("2026-INF101") == {}
 
 
 async def test_writes_moodle_answered_are_not_left_in_doubt(
@@ -381,17 +381,17 @@ async def test_writes_moodle_answered_are_not_left_in_doubt(
     student(db, 1)
     loop.feed(db)
     await loop.settle()
-    assert loop.tables.doubts() == {}  # applied: settled by its result
+    assert loop.tables.doubts("2026-INF101") == {}  # applied: settled by its result
     loop.applier.moodle.remember_user(etu(2), 101)
     emulator.emulator.injector.configure(Faults(fail_next=10, error_kind="dmlwriteexception"))
     student(db, 2)  # refused, rolled back: nothing in doubt
     loop.feed(db)
     await loop.settle()
     assert loop.audits[-1].outcome is Outcome.RETRY
-    assert loop.tables.doubts() == {}
+    assert loop.tables.doubts("2026-INF101") == {}
     hang_after_applying(emulator)
     await loop.later(loop.applier.config.retry_cap_s + 1)  # the retry: answer lost
-    assert set(loop.tables.doubts()["2026-INF101"]) == {etu(2)}
+    assert set(loop.tables.doubts("2026-INF101")) == {etu(2)}
 
 
 async def test_one_invalid_item_is_isolated_and_the_rest_applied(emulator: RunningEmulator) -> None:

@@ -60,6 +60,12 @@ CDC_EVENTS = Counter(
     ["table", "op", "outcome"],
     registry=REGISTRY,
 )
+CDC_SKIPPED = Counter(
+    "reconciler_cdc_skipped_records_total",
+    "CDC records the consumer skipped (offsets past them delivered first): read back from "
+    "Kafka and folded. Any increase is a consumer fault worked around (streams/pipeline/gaps.py).",
+    registry=REGISTRY,
+)
 DEAD_LETTERS = Counter(
     "reconciler_dead_letters_total",
     "Records put on the dead-letter topic, by reason.",

@@ -38,6 +38,7 @@ __all__ = [
     "ReadError",
     "TopicInfo",
     "partition_of",
+    "read_range",
 ]
 
 
@@ -358,3 +359,18 @@ def _timestamp(message: Message) -> int | None:
 
 def _left(todo: dict[tuple[str, int], PartitionSpan]) -> str:
     return ", ".join(f"{t}[{p}] up to {s.end}" for (t, p), s in sorted(todo.items()))
+
+
+def read_range(
+    settings: KafkaSettings, topic: str, partition: int, start: int, end: int
+) -> list[tuple[int, bytes | None, bytes | None]]:
+    """(offset, key, value) of the records of one partition in ``[start, end)`` that are still
+    retained (blocking: call it in a thread from async code)."""
+    with HistoryReader(settings) as reader:
+        low, high = reader.watermarks(topic, partition)
+        span = PartitionSpan(topic, partition, low, high, max(start, low), min(end, high))
+        return [
+            (m.offset(), m.key(), m.value())  # type: ignore[misc]
+            for batch in reader.batches([span])
+            for m in batch
+        ]

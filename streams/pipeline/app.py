@@ -36,6 +36,7 @@ from streams import metrics
 from streams.applier.applier import Applier, ApplierConfig
 from streams.applier.gateway import MoodleGateway
 from streams.domain.mapping import build_mapping
+from streams.kafka.reader import ReadError, read_range
 from streams.kafka.settings import KafkaSettings, TopicNames
 from streams.moodle import MoodleClient, MoodleSettings
 from streams.pipeline import topics
@@ -43,6 +44,7 @@ from streams.pipeline.codec import decode_event, encode_event
 from streams.pipeline.cohorts import CohortStage
 from streams.pipeline.drift import DriftWatch
 from streams.pipeline.flush import drain_before_commit
+from streams.pipeline.gaps import Positions
 from streams.pipeline.handlers import CourseView, MappingHolder, StudentView
 from streams.pipeline.http import serve
 from streams.pipeline.mapping_feed import MappingFeed
@@ -151,6 +153,7 @@ class Pipeline:
             )
 
         self.students = table("students")
+        self.positions = Positions(table("positions"), w.cdc_position_every)
         self.tables = CourseTables(
             table("desired"), table("ledger"), table("courses"), table("control"), table("doubts")
         )
@@ -194,9 +197,44 @@ class Pipeline:
 
     # -- agents ----------------------------------------------------------------------------------
     async def _students(self, stream: Any) -> None:
+        positions = self.positions
         async for event in stream.events():
             m = event.message
+            gap = positions.gap(m.topic, m.partition, m.offset)
+            if gap is not None:
+                await self._fold_skipped(m.topic, m.partition, *gap)
             self.students_view.on_record(m.topic, m.partition, m.offset, m.key, m.value)
+            positions.folded(m.topic, m.partition, m.offset, save=gap is not None)
+
+    async def _fold_skipped(self, topic: str, partition: int, start: int, end: int) -> None:
+        """Records ``[start, end)`` never reached this agent (see streams/pipeline/gaps.py):
+        read back from Kafka and folded, in order, before the record after them."""
+        try:
+            records = await asyncio.to_thread(
+                read_range, self.config.kafka, topic, partition, start, end
+            )
+        except ReadError as exc:
+            log.error(
+                "%s[%d]: records %d..%d skipped and unreadable: %s",
+                topic,
+                partition,
+                start,
+                end - 1,
+                exc,
+            )
+            return
+        log.warning(
+            "%s[%d]: %d record(s) %d..%d skipped by the consumer; read back and folded",
+            topic,
+            partition,
+            len(records),
+            start,
+            end - 1,
+        )
+        metrics.CDC_SKIPPED.inc(len(records))
+        for offset, key, value in records:
+            self.students_view.on_record(topic, partition, offset, key, value)
+            self.positions.folded(topic, partition, offset)
 
     async def _courses(self, stream: Any) -> None:
         async for event in stream.events():
@@ -238,6 +276,7 @@ class Pipeline:
         self.ready.clear()
         self.applier.pause()
         self.students_view.forget_recent()
+        self.positions.forget()
 
     async def _run_applier(self) -> None:
         try:

@@ -37,6 +37,12 @@ class WorkerSettings(BaseSettings):
     lag_interval_s: float = Field(
         15.0, gt=0, description="How often the consumer lag and client gauges are measured."
     )
+    cdc_position_every: int = Field(
+        100,
+        ge=1,
+        description="Each CDC partition's next offset is stored every this many records (a "
+        "worker that takes it over reads back at most this many again; see gaps.py).",
+    )
     faust_metrics: bool = Field(
         True, description="faust's own Prometheus sensor, served on /metrics/faust."
     )

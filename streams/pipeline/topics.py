@@ -22,7 +22,7 @@ from streams.kafka.settings import TopicNames
 
 __all__ = ["TABLES", "course_events", "course_results", "specs"]
 
-TABLES = ("students", "desired", "ledger", "courses", "control", "doubts")
+TABLES = ("students", "positions", "desired", "ledger", "courses", "control", "doubts")
 
 
 def course_events(app_id: str) -> str:

@@ -327,8 +327,8 @@ def metric_total(url: str, name: str, **labels: str) -> float:
     with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
         text = response.read().decode()
     total = 0.0
-    for match in re.finditer(rf"^{name}\{{([^}}]*)\}} (\S+)$", text, re.MULTILINE):
-        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1)))
+    for match in re.finditer(rf"^{name}(?:\{{([^}}]*)\}})? (\S+)$", text, re.MULTILINE):
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1) or ""))
         if all(found.get(k) == v for k, v in labels.items()):
             total += float(match.group(2))
     return total

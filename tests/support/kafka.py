@@ -62,6 +62,22 @@ def caught_up(bootstrap: str, group: str, topics: list[str]) -> bool:
         consumer.close()
 
 
+def commit_ends(bootstrap: str, group: str, topics: list[str]) -> int:
+    """Commit the end of every partition of ``topics`` for ``group`` (which must have no
+    member): the group will start after every record written so far. Returns partitions."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        ends = [
+            TopicPartition(topic, p, end)
+            for topic in topics
+            for p, end in end_offsets(bootstrap, topic).items()
+        ]
+        consumer.commit(offsets=ends, asynchronous=False)
+        return len(ends)
+    finally:
+        consumer.close()
+
+
 def read_until(
     bootstrap: str,
     topic: str,

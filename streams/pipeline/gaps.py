@@ -1,0 +1,73 @@
+"""CDC records the consumer skipped: each partition's next offset to fold, and the gaps.
+
+faust-streaming 0.15.3 can skip records of a partition it has just taken over: its fetcher
+tracks a *read offset* per partition, and a batch fetched before the seek to the committed
+offset (recovery resumes the flow before that seek) advances it past records that never
+reach the agent; when they come again they are below the read offset and dropped, and the
+offsets it then commits pass them. Seen in the two-worker fault test under CPU load: the
+survivor folded records 446 and 447 of a partition it took over, never 443–445, and
+committed 449 (``tests/faults/test_two_workers.py``).
+
+So the students agent checks the offsets itself. :class:`Positions` keeps, per CDC
+partition, the next offset it expects: in memory while it owns the partition, and in the
+``positions`` table (its changelog partition is the CDC partition's, restored with the
+students table when another worker takes it over) every ``every`` records and after a
+repair. A record past the expected offset means records were skipped: the agent reads them
+back from Kafka and folds them first, in order. Folding is idempotent (a record folded
+twice changes nothing), so a stored position that lags only costs records read again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import Any
+
+__all__ = ["Positions"]
+
+
+def _key(topic: str, partition: int) -> bytes:
+    return f"{topic}\x1f{partition}".encode()
+
+
+class Positions:
+    """Next offset to fold per (topic, partition); the gaps before a record."""
+
+    def __init__(self, table: MutableMapping[Any, Any], every: int = 100) -> None:
+        self.table = table
+        self.every = max(1, every)
+        self._next: dict[tuple[str, int], int] = {}
+        self._unsaved: dict[tuple[str, int], int] = {}
+
+    def gap(self, topic: str, partition: int, offset: int) -> tuple[int, int] | None:
+        """Offsets ``[start, end)`` skipped before ``offset``, if any were."""
+        expected = self._expected(topic, partition)
+        if expected is not None and offset > expected:
+            return expected, offset
+        return None
+
+    def folded(self, topic: str, partition: int, offset: int, save: bool = False) -> None:
+        """The record at ``offset`` was folded (a record delivered again changes nothing)."""
+        where = (topic, partition)
+        current = self._next.get(where)
+        if current is not None and offset < current:
+            return
+        self._next[where] = offset + 1
+        unsaved = self._unsaved.get(where, 0) + 1
+        if save or unsaved >= self.every:
+            self.table[_key(topic, partition)] = str(offset + 1).encode()
+            unsaved = 0
+        self._unsaved[where] = unsaved
+
+    def forget(self) -> None:
+        """Partitions moved: what the table holds is read again when they come back."""
+        self._next.clear()
+        self._unsaved.clear()
+
+    def _expected(self, topic: str, partition: int) -> int | None:
+        where = (topic, partition)
+        if where not in self._next:
+            raw = self.table.get(_key(topic, partition))
+            if raw is None:
+                return None
+            self._next[where] = int(raw)
+        return self._next[where]

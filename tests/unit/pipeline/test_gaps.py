@@ -1,0 +1,44 @@
+"""Each CDC partition's next offset: gaps found, positions stored every N records."""
+
+from __future__ import annotations
+
+from streams.pipeline.gaps import Positions
+
+T = "apogee.apogee.individu"
+
+
+def test_a_record_past_the_expected_offset_shows_the_skipped_ones() -> None:
+    positions = Positions({}, every=100)
+    assert positions.gap(T, 0, 40) is None, "nothing known yet: the first record is the start"
+    positions.folded(T, 0, 40)
+    assert positions.gap(T, 0, 41) is None
+    positions.folded(T, 0, 41)
+    assert positions.gap(T, 0, 45) == (42, 45)
+    assert positions.gap(T, 1, 45) is None, "partitions are apart"
+    assert positions.gap("apogee.apogee.ins_adm_etp", 0, 45) is None, "topics are apart"
+
+
+def test_a_record_delivered_again_moves_nothing_back() -> None:
+    positions = Positions({}, every=1)
+    for offset in (10, 11, 12):
+        positions.folded(T, 0, offset)
+    positions.folded(T, 0, 5)  # a replay from an older committed offset
+    assert positions.gap(T, 0, 13) is None
+    assert positions.gap(T, 0, 5) is None
+
+
+def test_the_position_is_stored_every_n_records_and_read_back_after_a_move() -> None:
+    table: dict[bytes, bytes] = {}
+    positions = Positions(table, every=3)
+    positions.folded(T, 2, 100)
+    positions.folded(T, 2, 101)
+    assert table == {}, "not yet: every 3 records"
+    positions.folded(T, 2, 102)
+    assert table == {f"{T}\x1f2".encode(): b"103"}
+    positions.folded(T, 2, 103)
+    positions.folded(T, 2, 104, save=True)  # after a repair: at once
+    assert table[f"{T}\x1f2".encode()] == b"105"
+    positions.folded(T, 2, 105)
+    positions.forget()  # the partition moved away and came back (or another worker)
+    assert positions.gap(T, 2, 106) == (105, 106), "the stored position lags: read again"
+    assert Positions(table).gap(T, 2, 105) is None

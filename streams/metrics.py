@@ -60,10 +60,12 @@ CDC_EVENTS = Counter(
     ["table", "op", "outcome"],
     registry=REGISTRY,
 )
-CDC_SKIPPED = Counter(
-    "reconciler_cdc_skipped_records_total",
-    "CDC records the consumer skipped (offsets past them delivered first): read back from "
-    "Kafka and folded. Any increase is a consumer fault worked around (streams/pipeline/gaps.py).",
+CDC_READ_BACK = Counter(
+    "reconciler_cdc_read_back_records_total",
+    "CDC records read back from Kafka and folded because a later offset came first "
+    "(streams/pipeline/gaps.py): found=skipped, the consumer skipped them (a consumer fault "
+    "worked around); found=takeover, from the stored position of a partition just assigned.",
+    ["found"],
     registry=REGISTRY,
 )
 DEAD_LETTERS = Counter(
@@ -164,6 +166,8 @@ SHADOW = Gauge(
 # increment counts in increase()/rate() (a series born at 1 has no earlier sample).
 for _kind in DRIFT_KINDS:
     DRIFT.labels(_kind)
+for _found in ("skipped", "takeover"):
+    CDC_READ_BACK.labels(_found)
 for _change in ("add", "remove"):
     COMMIT_TO_APPLIED.labels(_change)
 for _command in CommandKind:

@@ -44,7 +44,7 @@ from streams.pipeline.codec import decode_event, encode_event
 from streams.pipeline.cohorts import CohortStage
 from streams.pipeline.drift import DriftWatch
 from streams.pipeline.flush import drain_before_commit
-from streams.pipeline.gaps import Positions
+from streams.pipeline.gaps import Gap, Positions
 from streams.pipeline.handlers import CourseView, MappingHolder, StudentView
 from streams.pipeline.http import serve
 from streams.pipeline.mapping_feed import MappingFeed
@@ -202,36 +202,26 @@ class Pipeline:
             m = event.message
             gap = positions.gap(m.topic, m.partition, m.offset)
             if gap is not None:
-                await self._fold_skipped(m.topic, m.partition, *gap)
+                await self._fold_skipped(m.topic, m.partition, gap)
             self.students_view.on_record(m.topic, m.partition, m.offset, m.key, m.value)
             positions.folded(m.topic, m.partition, m.offset, save=gap is not None)
 
-    async def _fold_skipped(self, topic: str, partition: int, start: int, end: int) -> None:
-        """Records ``[start, end)`` never reached this agent (see streams/pipeline/gaps.py):
+    async def _fold_skipped(self, topic: str, partition: int, gap: Gap) -> None:
+        """Records ``[start, end)`` this agent has not folded (see streams/pipeline/gaps.py):
         read back from Kafka and folded, in order, before the record after them."""
+        where = f"{topic}[{partition}] {gap.start}..{gap.end - 1}"
         try:
             records = await asyncio.to_thread(
-                read_range, self.config.kafka, topic, partition, start, end
+                read_range, self.config.kafka, topic, partition, gap.start, gap.end
             )
         except ReadError as exc:
-            log.error(
-                "%s[%d]: records %d..%d skipped and unreadable: %s",
-                topic,
-                partition,
-                start,
-                end - 1,
-                exc,
-            )
+            log.error("%s: records not folded and not readable: %s", where, exc)
             return
-        log.warning(
-            "%s[%d]: %d record(s) %d..%d skipped by the consumer; read back and folded",
-            topic,
-            partition,
-            len(records),
-            start,
-            end - 1,
-        )
-        metrics.CDC_SKIPPED.inc(len(records))
+        if gap.takeover:
+            log.info("%s: %d record(s) since the stored position read again", where, len(records))
+        else:
+            log.warning("%s: %d record(s) skipped by the consumer; read back", where, len(records))
+        metrics.CDC_READ_BACK.labels("takeover" if gap.takeover else "skipped").inc(len(records))
         for offset, key, value in records:
             self.students_view.on_record(topic, partition, offset, key, value)
             self.positions.folded(topic, partition, offset)
@@ -267,6 +257,10 @@ class Pipeline:
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def _on_ready(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        cdc = set(self.config.topics.cdc)
+        self.positions.keep_only(
+            tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic in cdc
+        )
         courses = self.applier.sweep()
         self.applier.resume()
         self.ready.set()
@@ -276,7 +270,6 @@ class Pipeline:
         self.ready.clear()
         self.applier.pause()
         self.students_view.forget_recent()
-        self.positions.forget()
 
     async def _run_applier(self) -> None:
         try:

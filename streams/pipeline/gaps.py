@@ -1,10 +1,11 @@
 """CDC records the consumer skipped: each partition's next offset to fold, and the gaps.
 
-faust-streaming 0.15.3 can skip records of a partition it has just taken over: its fetcher
-tracks a *read offset* per partition, and a batch fetched before the seek to the committed
-offset (recovery resumes the flow before that seek) advances it past records that never
-reach the agent; when they come again they are below the read offset and dropped, and the
-offsets it then commits pass them. Seen in the two-worker fault test under CPU load: the
+faust-streaming 0.15.3 can skip records of a partition it has just taken over. Our reading
+of its consumer (its drop is logged only at its "dev" level): the fetcher tracks a *read
+offset* per partition, and a batch fetched before the seek to the committed offset
+(recovery resumes the flow before that seek) advances it past records that never reach the
+agent; when they come again they are below the read offset and dropped, and the offsets it
+then commits pass them. Seen in the two-worker fault test under CPU load: the
 survivor folded records 446 and 447 of a partition it took over, never 443–445, and
 committed 449 (``tests/faults/test_two_workers.py``).
 
@@ -14,19 +15,34 @@ partition, the next offset it expects: in memory while it owns the partition, an
 students table when another worker takes it over) every ``every`` records and after a
 repair. A record past the expected offset means records were skipped: the agent reads them
 back from Kafka and folds them first, in order. Folding is idempotent (a record folded
-twice changes nothing), so a stored position that lags only costs records read again.
+twice changes nothing), so a stored position that lags only costs records read again: on a
+partition just taken over (the expected offset read from the table) up to ``every``
+records already folded are read again with any the consumer skipped (logged at info);
+a gap while the partition stays here is the consumer's alone (a warning).
 """
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Iterable, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Positions"]
+__all__ = ["Gap", "Positions"]
 
 
 def _key(topic: str, partition: int) -> bytes:
     return f"{topic}\x1f{partition}".encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Offsets ``[start, end)`` not folded before the record at ``end``. ``takeover``: the
+    expected offset came from the table (the partition was just assigned here): it lags by
+    up to ``every`` records already folded, read again with any the consumer skipped."""
+
+    start: int
+    end: int
+    takeover: bool
 
 
 class Positions:
@@ -37,17 +53,19 @@ class Positions:
         self.every = max(1, every)
         self._next: dict[tuple[str, int], int] = {}
         self._unsaved: dict[tuple[str, int], int] = {}
+        self._stored: set[tuple[str, int]] = set()  # expected offsets read from the table
 
-    def gap(self, topic: str, partition: int, offset: int) -> tuple[int, int] | None:
-        """Offsets ``[start, end)`` skipped before ``offset``, if any were."""
+    def gap(self, topic: str, partition: int, offset: int) -> Gap | None:
+        """The offsets skipped before ``offset``, if any were."""
         expected = self._expected(topic, partition)
         if expected is not None and offset > expected:
-            return expected, offset
+            return Gap(expected, offset, (topic, partition) in self._stored)
         return None
 
     def folded(self, topic: str, partition: int, offset: int, save: bool = False) -> None:
         """The record at ``offset`` was folded (a record delivered again changes nothing)."""
         where = (topic, partition)
+        self._stored.discard(where)
         current = self._next.get(where)
         if current is not None and offset < current:
             return
@@ -58,10 +76,15 @@ class Positions:
             unsaved = 0
         self._unsaved[where] = unsaved
 
-    def forget(self) -> None:
-        """Partitions moved: what the table holds is read again when they come back."""
-        self._next.clear()
-        self._unsaved.clear()
+    def keep_only(self, partitions: Iterable[int]) -> None:
+        """A rebalance ended with these partitions here: what this process folded of them is
+        exact (no one else read them in between); the others' positions are forgotten and
+        read from the table if they come back (another worker may have moved them on)."""
+        kept = set(partitions)
+        for where in [w for w in self._next if w[1] not in kept]:
+            del self._next[where]
+            self._unsaved.pop(where, None)
+            self._stored.discard(where)
 
     def _expected(self, topic: str, partition: int) -> int | None:
         where = (topic, partition)
@@ -70,4 +93,5 @@ class Positions:
             if raw is None:
                 return None
             self._next[where] = int(raw)
+            self._stored.add(where)
         return self._next[where]

@@ -175,7 +175,7 @@ async def test_records_the_consumer_skipped_are_read_back_and_folded(run: Run) -
     etu = run.slice.etu
     roster = await run.roster("K1")
     assert {etu(first), etu(skipped), etu(later)} <= set(roster)
-    recovered = metric_total(run.worker_url, "reconciler_cdc_skipped_records_total")
+    recovered = metric_total(run.worker_url, "reconciler_cdc_read_back_records_total")
     print(f"offsets moved on {moved} partition(s); records read back: {recovered:.0f}")
     assert recovered >= len(CDC_TOPICS), "the student's three records"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.pipeline.gaps import Positions
+from streams.pipeline.gaps import Gap, Positions
 
 T = "apogee.apogee.individu"
 
@@ -13,7 +13,7 @@ def test_a_record_past_the_expected_offset_shows_the_skipped_ones() -> None:
     positions.folded(T, 0, 40)
     assert positions.gap(T, 0, 41) is None
     positions.folded(T, 0, 41)
-    assert positions.gap(T, 0, 45) == (42, 45)
+    assert positions.gap(T, 0, 45) == Gap(42, 45, takeover=False)
     assert positions.gap(T, 1, 45) is None, "partitions are apart"
     assert positions.gap("apogee.apogee.ins_adm_etp", 0, 45) is None, "topics are apart"
 
@@ -39,6 +39,19 @@ def test_the_position_is_stored_every_n_records_and_read_back_after_a_move() -> 
     positions.folded(T, 2, 104, save=True)  # after a repair: at once
     assert table[f"{T}\x1f2".encode()] == b"105"
     positions.folded(T, 2, 105)
-    positions.forget()  # the partition moved away and came back (or another worker)
-    assert positions.gap(T, 2, 106) == (105, 106), "the stored position lags: read again"
+    positions.keep_only([0, 1])  # partition 2 went to another worker (and may come back)
+    assert positions.gap(T, 2, 106) == Gap(105, 106, takeover=True), "the stored one lags"
+    positions.folded(T, 2, 105)
+    positions.folded(T, 2, 106)
+    assert positions.gap(T, 2, 108) == Gap(107, 108, takeover=False), "known here again"
     assert Positions(table).gap(T, 2, 105) is None
+
+
+def test_partitions_that_stay_keep_their_exact_position_across_a_rebalance() -> None:
+    table: dict[bytes, bytes] = {}
+    positions = Positions(table, every=100)
+    for offset in range(10, 20):
+        positions.folded(T, 0, offset)
+    positions.keep_only([0, 3])  # a rebalance left partition 0 here: nothing to read again
+    assert positions.gap(T, 0, 20) is None
+    assert table == {}, "the table still lags; memory is exact"

@@ -12,8 +12,8 @@ committed 449 (``tests/faults/test_two_workers.py``).
 So the students agent checks the offsets itself. :class:`Positions` keeps, per CDC
 partition, the next offset it expects: in memory while it owns the partition, and in the
 ``positions`` table (its changelog partition is the CDC partition's, restored with the
-students table when another worker takes it over) every ``every`` records and after a
-repair. A record past the expected offset means records were skipped: the agent reads them
+students table when another worker takes it over) at the first record, every ``every``
+records and after a repair. A record past the expected offset means records were skipped: the agent reads them
 back from Kafka and folds them first, in order. Folding is idempotent (a record folded
 twice changes nothing), so a stored position that lags only costs records read again: on a
 partition just taken over (the expected offset read from the table) up to ``every``
@@ -70,8 +70,9 @@ class Positions:
         if current is not None and offset < current:
             return
         self._next[where] = offset + 1
+        first = where not in self._unsaved  # stored at once: a takeover needs a start
         unsaved = self._unsaved.get(where, 0) + 1
-        if save or unsaved >= self.every:
+        if save or first or unsaved >= self.every:
             self.table[_key(topic, partition)] = str(offset + 1).encode()
             unsaved = 0
         self._unsaved[where] = unsaved

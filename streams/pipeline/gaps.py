@@ -14,8 +14,9 @@ partition, the next offset it expects: in memory while it owns the partition, an
 ``positions`` table (its changelog partition is the CDC partition's, restored with the
 students table when another worker takes it over) at the first record, every ``every``
 records and after a repair. A record past the expected offset means records were skipped:
-the agent reads them back from Kafka and folds them first, in order. Folding is idempotent (a record folded
-twice changes nothing), so a stored position that lags only costs records read again: on a
+the agent reads them back from Kafka and folds them first, in order. Folding is idempotent
+(a record folded twice changes nothing), so a stored position that lags only costs records
+read again: on a
 partition just taken over (the expected offset read from the table) up to ``every``
 records already folded are read again with any the consumer skipped (logged at info);
 a gap while the partition stays here is the consumer's alone (a warning).

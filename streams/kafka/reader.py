@@ -371,6 +371,7 @@ def read_range(
         span = PartitionSpan(topic, partition, low, high, max(start, low), min(end, high))
         return [
             (m.offset(), m.key(), m.value())  # type: ignore[misc]
-            for batch in reader.batches([span])
+            # as many as expected: librdkafka's consume() then returns as soon as they came
+            for batch in reader.batches([span], size=max(1, span.size))
             for m in batch
         ]

@@ -229,8 +229,14 @@ async def converge(run: Run, elements: Sequence[str], timeout_s: float, what: st
     try:
         await eventually(matches, timeout_s, what)
     except AssertionError as exc:
-        status = {k: run.status().get(k) for k in ("held", "parked_courses", "parked_enrolments")}
-        raise AssertionError(f"{exc}: {await run.matches_sql(elements)}; {status}") from None
+        differs = await run.matches_sql(elements)
+        try:  # the default worker may be the one a test killed
+            status = {
+                k: run.status().get(k) for k in ("held", "parked_courses", "parked_enrolments")
+            }
+        except OSError as down:
+            status = {"status": f"not answered: {down}"}
+        raise AssertionError(f"{exc}: {differs}; {status}") from None
     return time.monotonic() - started
 
 

@@ -264,7 +264,12 @@ class Run:
         async with self.client() as client:
             roster = await moodle_enrolments(client, sorted(courses))
         result = compare(expected, roster, ignore)
-        return "" if result.matches else result.summary() + f" missing={sorted(result.missing)[:5]}"
+        if result.matches:
+            return ""
+        return (
+            f"{result.summary()} missing={sorted(result.missing)[:5]} "
+            f"extra={sorted(result.extra)[:5]} suspended={sorted(result.suspended)[:5]}"
+        )
 
     def emulator_post(self, path: str, body: Any) -> Any:
         response = httpx.post(f"{self.emulator_url}{path}", json=body, timeout=10)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,6 +117,7 @@ class Pipeline:
         self.app.on_rebalance_complete.connect(self._on_ready)
         self.app.on_partitions_revoked.connect(self._on_revoked)
         self.lag_probe: LagProbe | None = None
+        self._sought: dict[Any, tuple[int, float]] = {}  # see _check_positions
         set_build_info(w)
         if w.faust_metrics:
             enable_faust_sensor(self.app)
@@ -167,6 +169,7 @@ class Pipeline:
         self.app.task(self._run_applier)
         self.app.task(self._serve_http)
         self.app.timer(2.0)(self._follow_mapping)
+        self.app.timer(5.0)(self._check_positions)
         self.app.timer(self.config.worker.lag_interval_s)(self._sample)
 
     def _drift_watch(self, gateway: MoodleGateway) -> DriftWatch | None:
@@ -225,6 +228,32 @@ class Pipeline:
         for offset, key, value in records:
             self.students_view.on_record(topic, partition, offset, key, value)
             self.positions.folded(topic, partition, offset)
+
+    async def _check_positions(self) -> None:
+        """Records committed but never folded at the end of a partition (no later record to
+        reveal them, see streams/pipeline/gaps.py): the consumer is sought back to them."""
+        if not self.ready.is_set():
+            return
+        consumer = self.app.consumer
+        committed = getattr(consumer, "_committed_offset", {})  # faust's own bookkeeping
+        cdc = set(self.config.topics.cdc)
+        for tp in self.app.assignor.assigned_actives():
+            if tp.topic not in cdc:
+                continue
+            start = self.positions.behind(tp.topic, tp.partition, committed.get(tp))
+            last, at = self._sought.get(tp, (-1, 0.0))
+            if start is None or (last == start and time.monotonic() - at < 60):
+                continue  # nothing behind, or sought back there already: on its way
+            self._sought[tp] = (start, time.monotonic())
+            log.warning(
+                "%s[%d]: committed offset %s past the next to fold %d: read again from it",
+                tp.topic,
+                tp.partition,
+                committed[tp],
+                start,
+            )
+            metrics.CDC_READ_BACK.labels("committed").inc(committed[tp] - start)
+            await consumer.seek(tp, start)
 
     async def _courses(self, stream: Any) -> None:
         async for event in stream.events():

@@ -19,7 +19,10 @@ the agent reads them back from Kafka and folds them first, in order. Folding is 
 read again: on a
 partition just taken over (the expected offset read from the table) up to ``every``
 records already folded are read again with any the consumer skipped (logged at info);
-a gap while the partition stays here is the consumer's alone (a warning).
+a gap while the partition stays here is the consumer's alone (a warning). A gap at the end
+of a partition has no later record to show it: a periodic check compares the group's
+committed offset with the next offset to fold and, when the commit is past it, seeks the
+consumer back to it (``Pipeline._check_positions``).
 """
 
 from __future__ import annotations
@@ -77,6 +80,15 @@ class Positions:
             self.table[_key(topic, partition)] = str(offset + 1).encode()
             unsaved = 0
         self._unsaved[where] = unsaved
+
+    def behind(self, topic: str, partition: int, committed: int | None) -> int | None:
+        """Where to read again from when the group's committed offset is past the next
+        offset to fold (records acknowledged that this agent never folded: a consumer fault;
+        found without waiting for a later record of the partition), else None."""
+        expected = self._expected(topic, partition)
+        if expected is not None and committed is not None and committed > expected:
+            return expected
+        return None
 
     def keep_only(self, partitions: Iterable[int]) -> None:
         """A rebalance ended with these partitions here: what this process folded of them is

@@ -57,3 +57,13 @@ def test_partitions_that_stay_keep_their_exact_position_across_a_rebalance() -> 
     positions.keep_only([0, 3])  # a rebalance left partition 0 here: nothing to read again
     assert positions.gap(T, 0, 20) is None
     assert table == {f"{T}\x1f0".encode(): b"11"}, "the table lags; memory is exact"
+
+
+def test_a_commit_past_the_next_offset_to_fold_shows_records_never_folded() -> None:
+    positions = Positions({}, every=100)
+    assert positions.behind(T, 0, 50) is None, "nothing folded here yet: no judgement"
+    positions.folded(T, 0, 40)
+    assert positions.behind(T, 0, None) is None, "nothing committed"
+    assert positions.behind(T, 0, 41) is None, "committed up to what was folded"
+    assert positions.behind(T, 0, 30) is None, "committed behind: records will come again"
+    assert positions.behind(T, 0, 44) == 41, "committed past 41..43, never folded"

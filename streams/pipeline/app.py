@@ -240,20 +240,19 @@ class Pipeline:
         for tp in self.app.assignor.assigned_actives():
             if tp.topic not in cdc:
                 continue
-            start = self.positions.behind(tp.topic, tp.partition, committed.get(tp))
+            gap = self.positions.behind(tp.topic, tp.partition, committed.get(tp))
             last, at = self._sought.get(tp, (-1, 0.0))
-            if start is None or (last == start and time.monotonic() - at < 60):
+            if gap is None or (last == gap.start and time.monotonic() - at < 60):
                 continue  # nothing behind, or sought back there already: on its way
-            self._sought[tp] = (start, time.monotonic())
-            log.warning(
-                "%s[%d]: committed offset %s past the next to fold %d: read again from it",
-                tp.topic,
-                tp.partition,
-                committed[tp],
-                start,
-            )
-            metrics.CDC_READ_BACK.labels("committed").inc(committed[tp] - start)
-            await consumer.seek(tp, start)
+            self._sought[tp] = (gap.start, time.monotonic())
+            where = f"{tp.topic}[{tp.partition}] {gap.start}..{gap.end - 1}"
+            if gap.takeover:
+                log.info("%s: committed, not folded since the stored position: read again", where)
+            else:
+                log.warning("%s: committed but never folded: read again", where)
+            found = "takeover" if gap.takeover else "committed"
+            metrics.CDC_READ_BACK.labels(found).inc(gap.end - gap.start)
+            await consumer.seek(tp, gap.start)
 
     async def _courses(self, stream: Any) -> None:
         async for event in stream.events():

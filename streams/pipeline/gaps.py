@@ -81,13 +81,14 @@ class Positions:
             unsaved = 0
         self._unsaved[where] = unsaved
 
-    def behind(self, topic: str, partition: int, committed: int | None) -> int | None:
-        """Where to read again from when the group's committed offset is past the next
-        offset to fold (records acknowledged that this agent never folded: a consumer fault;
-        found without waiting for a later record of the partition), else None."""
+    def behind(self, topic: str, partition: int, committed: int | None) -> Gap | None:
+        """The offsets ``[next to fold, committed)`` when the group's committed offset is
+        past the next offset to fold: acknowledged records this agent never folded (a
+        consumer fault, found without waiting for a later record of the partition) — or, on
+        a partition just assigned, the stored position's lag (``takeover``)."""
         expected = self._expected(topic, partition)
         if expected is not None and committed is not None and committed > expected:
-            return expected
+            return Gap(expected, committed, (topic, partition) in self._stored)
         return None
 
     def keep_only(self, partitions: Iterable[int]) -> None:

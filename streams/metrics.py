@@ -65,7 +65,8 @@ CDC_READ_BACK = Counter(
     "CDC records read back from Kafka and folded because a later offset came first "
     "(streams/pipeline/gaps.py): found=skipped, the consumer skipped them (a consumer fault "
     "worked around); found=takeover, from the stored position of a partition just assigned; "
-    "found=committed, offsets committed past them (the consumer sought back to them).",
+    "found=committed, offsets committed past them; found=idle, in Kafka while the agent idled "
+    "(the consumer sought back to them in both).",
     ["found"],
     registry=REGISTRY,
 )
@@ -167,7 +168,7 @@ SHADOW = Gauge(
 # increment counts in increase()/rate() (a series born at 1 has no earlier sample).
 for _kind in DRIFT_KINDS:
     DRIFT.labels(_kind)
-for _found in ("skipped", "takeover", "committed"):
+for _found in ("skipped", "takeover", "committed", "idle"):
     CDC_READ_BACK.labels(_found)
 for _change in ("add", "remove"):
     COMMIT_TO_APPLIED.labels(_change)

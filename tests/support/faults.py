@@ -299,7 +299,7 @@ async def converge_or_lost(
         if lost:
             report(f"  CDC record(s) consumed but never folded: {lost[:5]}")
             raise AssertionError(
-                f"{exc}\nCDC record(s) consumed (offsets committed past them) but never folded: "
+                f"{exc}\nCDC record(s) never folded (the consumer passed them): "
                 f"{lost[:5]}{' …' if len(lost) > 5 else ''}"
             ) from exc
         raise

@@ -118,7 +118,7 @@ class Pipeline:
         self.app.on_partitions_revoked.connect(self._on_revoked)
         self.lag_probe: LagProbe | None = None
         self._sought: dict[Any, tuple[int, float]] = {}  # see _check_positions
-        self._last_fold = time.monotonic()
+        self._last_fold = self._ready_at = time.monotonic()
         set_build_info(w)
         if w.faust_metrics:
             enable_faust_sensor(self.app)
@@ -239,7 +239,7 @@ class Pipeline:
             return
         consumer = self.app.consumer
         committed = getattr(consumer, "_committed_offset", {})  # faust's own bookkeeping
-        idle = time.monotonic() - self._last_fold > IDLE_S
+        idle = time.monotonic() - max(self._last_fold, self._ready_at) > IDLE_S
         cdc = set(self.config.topics.cdc)
         for tp in self.app.assignor.assigned_actives():
             if tp.topic not in cdc:
@@ -298,6 +298,7 @@ class Pipeline:
             tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic in cdc
         )
         courses = self.applier.sweep()
+        self._ready_at = time.monotonic()  # the fetcher starts again from here
         self.applier.resume()
         self.ready.set()
         log.info("ready: %d course(s) to look at", courses)

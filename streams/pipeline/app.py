@@ -250,7 +250,7 @@ class Pipeline:
                 gap = self.positions.behind(tp.topic, tp.partition, _highwater(consumer, tp))
                 found = "idle"
             last, at = self._sought.get(tp, (-1, 0.0))
-            if gap is None or (last == gap.start and time.monotonic() - at < 60):
+            if gap is None or (last == gap.start and time.monotonic() - at < RESEEK_S):
                 continue  # nothing behind, or sought back there already: on its way
             self._sought[tp] = (gap.start, time.monotonic())
             where = f"{tp.topic}[{tp.partition}] {gap.start}..{gap.end - 1}"
@@ -394,6 +394,9 @@ def worker_for(pipeline: Pipeline) -> faust.Worker:
 # The students agent this long without a record while a CDC partition has records past the
 # next offset to fold: the fetcher dropped them (see _check_positions).
 IDLE_S = 5.0
+# A seek back to the same offset is not repeated sooner: the records are on their way (a seek
+# made while faust's fetcher was mid-batch can be lost: seen once, the next one worked).
+RESEEK_S = 15.0
 
 
 def _highwater(consumer: Any, tp: Any) -> int | None:

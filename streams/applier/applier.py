@@ -251,10 +251,7 @@ class Applier:
         work = self._work(plans, {c: m for c, m, _ in ready}, now_m)
         work += self._doubtful([c for c, _, _ in ready], work, now_m)
         settled, self._settled = self._settled, {}
-        for course, users in settled.items():
-            await self.outbox.publish(
-                WritesSettled(course=course, users=tuple(users), at=now, writer=self.writer)
-            )
+        await self._publish_settled(settled, now)
         await self._resolve_users(work, now_m)
         sendable = [w for w in work if w.moodle_user_id is not None and w.role_id is not None]
         published |= await self._apply(sendable, now)
@@ -414,8 +411,8 @@ class Applier:
         The doubts are this worker's (kept as the calls return) and the course's tables' (every
         write is recorded there before its call, until a result of it is folded): a worker
         killed between Moodle's answer and the result's publication, or one that lost the
-        course to another, leaves them to whoever plans the course next. A course is planned
-        only once its last results are folded, so what the tables still hold is in doubt."""
+        course to another, leaves them to whoever plans the course next. Only the tables'
+        doubts of another writer count here: this worker knows the outcome of its own."""
         planned = {(w.course, w.command.user) for w in work}
         extra: list[_Work] = []
         for course in courses:
@@ -494,20 +491,19 @@ class Applier:
                 records.append(self._record(w, Outcome.APPLIED, at))
             elif outcome.status is Status.REJECTED:
                 records += self._rejected(w, outcome.error)
-                if w.command.user not in self._doubts.get(w.course, {}):
-                    not_applied.setdefault(w.course, []).append(w.command.user)
             else:
                 metrics.child(metrics.APPLIED, w.command.kind.value, "deferred").inc()
                 records.append(self._record(w, Outcome.RETRY, at, outcome.error))
                 if _may_have_applied(outcome.error):
                     self._doubts.setdefault(w.course, {})[w.command.user] = w
-                elif w.command.user not in self._doubts.get(w.course, {}):
-                    not_applied.setdefault(w.course, []).append(w.command.user)
                 self._retry_later(w.course)
-        for course, users in not_applied.items():
-            await self.outbox.publish(
-                WritesSettled(course=course, users=tuple(users), at=at, writer=self.writer)
-            )
+            # Moodle surely did not apply it: no longer in doubt in the tables, unless an
+            # earlier write of the user still is (this worker's memory says so)
+            if outcome.status is not Status.APPLIED and w.command.user not in self._doubts.get(
+                w.course, {}
+            ):
+                not_applied.setdefault(w.course, []).append(w.command.user)
+        await self._publish_settled(not_applied, at)
         for w in (w for ws in applied.values() for w in ws):
             if w.command.kind is CommandKind.CHANGE_ROLE and w.command.previous_role:
                 assert w.moodle_user_id is not None
@@ -537,10 +533,7 @@ class Applier:
     async def _write_ahead(self, work: Sequence[_Work], at: datetime) -> None:
         """Before any call: what is about to be sent, per course, acknowledged by Kafka. A
         worker killed between Moodle's answer and the result's publication loses nothing:
-        the next owner of the course finds these writes in doubt (:meth:`sweep`)."""
-        by_course: dict[str, list[_Work]] = {}
-        for w in work:
-            by_course.setdefault(w.course, []).append(w)
+        the next owner of the course finds these writes in doubt (:meth:`_doubtful`)."""
         await self.outbox.sent(
             [
                 WritesSent(
@@ -550,20 +543,25 @@ class Applier:
                     at=at,
                     writer=self.writer,
                 )
-                for course, items in by_course.items()
+                for course, items in _by_course(work).items()
             ]
         )
+
+    async def _publish_settled(self, users: dict[str, list[str]], at: datetime) -> None:
+        """These users' writes are no longer in doubt in the course's tables."""
+        for course, settled in users.items():
+            await self.outbox.publish(
+                WritesSettled(course=course, users=tuple(settled), at=at, writer=self.writer)
+            )
 
     async def _shadow(self, work: Sequence[_Work]) -> None:
         """Shadow mode: what would have been sent goes to the shadow topic, and what the ledger
         would then hold to the shadowing overlay (in memory, never published): the ledger stays
         as it is, so turning shadow mode off starts from the same state."""
         at = self._wall()
-        by_course: dict[str, list[_Work]] = {}
         for w in work:
-            by_course.setdefault(w.course, []).append(w)
             metrics.child(metrics.APPLIED, w.command.kind.value, "shadow").inc()
-        for course, items in by_course.items():
+        for course, items in _by_course(work).items():
             self.shadowing.applied(course, self._entries(course, items, at))
         await self.outbox.shadow([self._record(w, Outcome.DRY_RUN, at) for w in work])
 
@@ -700,6 +698,13 @@ def _may_have_applied(error: MoodleError | None) -> bool:
     a database error: the transaction was rolled back) or a proxy's 429 means it did not."""
     doubtful = (TransportError, RequestTimeout, ServerError)
     return isinstance(error, doubtful) and not isinstance(error, RateLimited)
+
+
+def _by_course(work: Iterable[_Work]) -> dict[str, list[_Work]]:
+    by_course: dict[str, list[_Work]] = {}
+    for w in work:
+        by_course.setdefault(w.course, []).append(w)
+    return by_course
 
 
 def _settling(sent: _Work, held: LedgerEntry | None) -> _Work | None:

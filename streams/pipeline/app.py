@@ -240,10 +240,7 @@ class Pipeline:
         consumer = self.app.consumer
         committed = getattr(consumer, "_committed_offset", {})  # faust's own bookkeeping
         idle = time.monotonic() - max(self._last_fold, self._ready_at) > IDLE_S
-        cdc = set(self.config.topics.cdc)
-        for tp in self.app.assignor.assigned_actives():
-            if tp.topic not in cdc:
-                continue
+        for tp in self._cdc_assigned():
             gap = self.positions.behind(tp.topic, tp.partition, committed.get(tp))
             found = "committed"
             if gap is None and idle:  # records there, none coming: dropped by the fetcher
@@ -261,6 +258,11 @@ class Pipeline:
                 log.warning("%s: %s but never folded: read again", where, found)
             metrics.CDC_READ_BACK.labels(found).inc(gap.end - gap.start)
             await consumer.seek(tp, gap.start)
+
+    def _cdc_assigned(self) -> list[Any]:
+        """The CDC topic partitions this worker owns now."""
+        cdc = set(self.config.topics.cdc)
+        return [tp for tp in self.app.assignor.assigned_actives() if tp.topic in cdc]
 
     async def _courses(self, stream: Any) -> None:
         async for event in stream.events():
@@ -293,10 +295,7 @@ class Pipeline:
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def _on_ready(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        cdc = set(self.config.topics.cdc)
-        self.positions.keep_only(
-            tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic in cdc
-        )
+        self.positions.keep_only(tp.partition for tp in self._cdc_assigned())
         courses = self.applier.sweep()
         self._ready_at = time.monotonic()  # the fetcher starts again from here
         self.applier.resume()

@@ -16,13 +16,13 @@ students table when another worker takes it over) at the first record, every ``e
 records and after a repair. A record past the expected offset means records were skipped:
 the agent reads them back from Kafka and folds them first, in order. Folding is idempotent
 (a record folded twice changes nothing), so a stored position that lags only costs records
-read again: on a
-partition just taken over (the expected offset read from the table) up to ``every``
-records already folded are read again with any the consumer skipped (logged at info);
-a gap while the partition stays here is the consumer's alone (a warning). A gap at the end
+read again: on a partition just taken over (the expected offset read from the table) up to
+``every`` records already folded are read again with any the consumer skipped (logged at
+info); a gap while the partition stays here is the consumer's alone (a warning). A gap at the end
 of a partition has no later record to show it: a periodic check compares the group's
-committed offset with the next offset to fold and, when the commit is past it, seeks the
-consumer back to it (``Pipeline._check_positions``).
+committed offset with the next offset to fold and, when the commit is past it (or when the
+agent idles while Kafka holds records past it), seeks the consumer back to it
+(``Pipeline._check_positions``).
 """
 
 from __future__ import annotations
